@@ -1,0 +1,56 @@
+# meshnode: `make` builds the signed feeds under out/, `make test` runs every test.
+# See README.md.
+
+GO       ?= go
+OUT      ?= out
+ARCH     ?= all
+MESHKIT  := $(OUT)/host/meshkit
+# Packages whose tests also run as big-endian MIPS binaries under qemu.
+CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest
+FUZZTIME ?= 30s
+
+.PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz clean distclean
+
+all: feed
+
+meshkit:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(MESHKIT) ./cmd/meshkit
+
+feed: meshkit
+	$(MESHKIT) build --out $(OUT) --arch $(ARCH)
+
+# Packages for OpenWrt 23.05 (older version and Installed-Size forms).
+feed-23.05: meshkit
+	$(MESHKIT) build --out $(OUT)/23.05 --arch $(ARCH) --openwrt 23.05
+
+deps:
+	@scripts/deps.sh
+
+test: deps lint test-unit test-cross
+	@echo "make test: all passed"
+
+lint:
+	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './out/*')); \
+	if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
+	$(GO) vet ./...
+	shellcheck -s sh $$(scripts/shell-files.sh)
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+test-cross:
+	@scripts/test-cross.sh $(CROSS_PKGS)
+
+bench: meshkit
+	$(GO) run ./tests/bench
+
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(OUT)/feed $(OUT)/bin $(OUT)/host $(OUT)/23.05 $(OUT)/cross
+
+# Also removes the development signing keys: routers that trusted them
+# will refuse the next build's feed.
+distclean:
+	rm -rf $(OUT)

@@ -1,0 +1,459 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshnode/meshnode/feeds/index"
+	"github.com/meshnode/meshnode/feeds/ipk"
+	"github.com/meshnode/meshnode/feeds/pgp"
+	"github.com/meshnode/meshnode/feeds/usign"
+	"github.com/meshnode/meshnode/feeds/verify"
+	"github.com/meshnode/meshnode/internal/manifest"
+)
+
+// VersionVar is the linker symbol every binary's version is stamped into.
+const VersionVar = "github.com/meshnode/meshnode/internal/version.Version"
+
+// Config is one `meshkit build` run.
+type Config struct {
+	Root     string        // repository root
+	BinDir   string        // out/bin: raw binaries per arch
+	FeedDir  string        // out/feed: one feed per arch, plus keys/
+	Targets  []Target      // architectures to build
+	Format   ipk.Format    // OpenWrt 24.10 (default) or 23.05
+	Epoch    time.Time     // SOURCE_DATE_EPOCH: every mtime and signature time
+	FeedName string        // name in customfeeds.conf
+	FeedURL  string        // base URL; the feed of arch A is FeedURL/A
+	Keys     *Keys         // signing keys
+	Log      io.Writer     // progress, one line per step
+	GoCmd    string        // "go" unless set
+	Jobs     int           // parallel compiles; 0 = number of CPUs
+	Env      []string      // base environment for go build; nil = os.Environ()
+	Now      func() time.Time
+}
+
+// Result describes what a build wrote.
+type Result struct {
+	Feeds    map[string]string // arch -> feed directory
+	Binaries map[string]map[string]string // arch -> cmd -> binary path
+	Packages map[string][]PackageFile       // arch -> ipks in that feed
+}
+
+// PackageFile is one ipk in a feed.
+type PackageFile struct {
+	Name    string // package name
+	File    string // path
+	Size    int64
+	RawSize int64 // sum of the binaries it carries (0 for none)
+}
+
+// Build compiles, packs, indexes, signs and verifies, in a temporary
+// directory beside the output, and moves each finished feed into place only
+// when all of them succeeded. A failed build leaves out/ as it was.
+func Build(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.GoCmd == "" {
+		cfg.GoCmd = "go"
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.Jobs <= 0 {
+		cfg.Jobs = runtime.NumCPU()
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if cfg.Keys == nil || cfg.Keys.Usign == nil || cfg.Keys.PGP == nil {
+		return nil, errors.New("build: no signing keys")
+	}
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("build: no target architectures")
+	}
+	manifests, err := manifest.LoadAll(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.BinDir, cfg.FeedDir} {
+		if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// The staging directory sits next to the output so the final renames
+	// stay on one file system.
+	stage, err := os.MkdirTemp(filepath.Dir(cfg.FeedDir), ".meshkit-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+
+	bins, err := compileAll(ctx, cfg, manifests, filepath.Join(stage, "bin"))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Feeds: map[string]string{}, Binaries: map[string]map[string]string{}, Packages: map[string][]PackageFile{}}
+	stageFeed := filepath.Join(stage, "feed")
+	allCache := map[string][]byte{} // "all" packages are packed once and shared
+	for _, t := range cfg.Targets {
+		dir := filepath.Join(stageFeed, t.Arch)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var entries []index.Entry
+		for _, m := range manifests {
+			data, err := packOne(cfg, m, t.Arch, bins[t.Arch], allCache)
+			if err != nil {
+				return nil, err
+			}
+			arch := t.Arch
+			if m.Arch == manifest.ArchAll {
+				arch = "all"
+			}
+			name := ipk.FileName(controlFor(cfg, m, arch), cfg.Format)
+			entries = append(entries, index.Entry{FileName: name, Data: data})
+			var raw int64
+			for _, b := range m.Binaries {
+				if st, err := os.Stat(bins[t.Arch][b.Cmd]); err == nil {
+					raw += st.Size()
+				}
+			}
+			res.Packages[t.Arch] = append(res.Packages[t.Arch], PackageFile{
+				Name: m.Name, File: filepath.Join(cfg.FeedDir, t.Arch, name), Size: int64(len(data)), RawSize: raw})
+		}
+		if err := writeFeed(cfg, dir, t.Arch, entries); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cfg.Log, "feed   %-26s %d packages, signed by usign %s\n", t.Arch, len(entries), cfg.Keys.Usign.Fingerprint())
+	}
+	if err := writeKeys(cfg, filepath.Join(stageFeed, "keys")); err != nil {
+		return nil, err
+	}
+
+	// Check what we are about to publish with the same code operators run.
+	trust, err := stagedTrust(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range cfg.Targets {
+		rep, err := verify.Feed(filepath.Join(stageFeed, t.Arch), trust)
+		if err != nil {
+			return nil, err
+		}
+		if len(rep.Problems) > 0 {
+			var msgs []string
+			for _, p := range rep.Problems {
+				msgs = append(msgs, p.File+": "+p.Msg)
+			}
+			return nil, fmt.Errorf("built feed %s fails verification:\n  %s", t.Arch, strings.Join(msgs, "\n  "))
+		}
+	}
+
+	// Publish: replace each directory whole.
+	for _, t := range cfg.Targets {
+		if err := replaceDir(filepath.Join(stageFeed, t.Arch), filepath.Join(cfg.FeedDir, t.Arch)); err != nil {
+			return nil, err
+		}
+		if err := replaceDir(filepath.Join(stage, "bin", t.Arch), filepath.Join(cfg.BinDir, t.Arch)); err != nil {
+			return nil, err
+		}
+		res.Feeds[t.Arch] = filepath.Join(cfg.FeedDir, t.Arch)
+		res.Binaries[t.Arch] = map[string]string{}
+		for cmd := range bins[t.Arch] {
+			res.Binaries[t.Arch][cmd] = filepath.Join(cfg.BinDir, t.Arch, cmd)
+		}
+	}
+	if err := replaceDir(filepath.Join(stageFeed, "keys"), filepath.Join(cfg.FeedDir, "keys")); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// compileAll builds every command any native package needs, for every
+// target, with a bounded number of concurrent `go build`s.
+func compileAll(ctx context.Context, cfg Config, ms []*manifest.Manifest, binDir string) (map[string]map[string]string, error) {
+	type job struct {
+		t       Target
+		cmd     string
+		version string
+		out     string
+	}
+	var jobs []job
+	out := map[string]map[string]string{}
+	for _, t := range cfg.Targets {
+		out[t.Arch] = map[string]string{}
+		for _, m := range ms {
+			for _, b := range m.Binaries {
+				if _, dup := out[t.Arch][b.Cmd]; dup {
+					continue
+				}
+				p := filepath.Join(binDir, t.Arch, b.Cmd)
+				out[t.Arch][b.Cmd] = p
+				jobs = append(jobs, job{t, b.Cmd, m.FullVersion(cfg.Format == ipk.OpenWrt2305), p})
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, cfg.Jobs)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for _, j := range jobs {
+		wg.Add(1)
+		go func(j job) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			start := time.Now()
+			err := GoBuild(ctx, cfg.GoCmd, cfg.Root, cfg.Env, j.t, "./cmd/"+j.cmd, j.out, j.version)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				return
+			}
+			fmt.Fprintf(cfg.Log, "go     %-26s %-12s %s (%.1fs)\n", j.t.Arch, j.cmd, j.version, time.Since(start).Seconds())
+		}(j)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, ctx.Err()
+}
+
+// GoBuild cross-compiles one command the way every router binary must be
+// built: static (CGO off), -trimpath, stripped, version stamped.
+func GoBuild(ctx context.Context, goCmd, root string, env []string, t Target, pkg, out, version string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false",
+		"-ldflags", "-s -w -buildid= -X " + VersionVar + "=" + version,
+		"-o", out, pkg}
+	cmd := exec.CommandContext(ctx, goCmd, args...)
+	cmd.Dir = root
+	cmd.Env = append(append(append([]string{}, env...), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-mod=readonly"), t.GoEnv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s for %s: %v\n%s", pkg, t.Arch, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func controlFor(cfg Config, m *manifest.Manifest, arch string) ipk.Control {
+	return ipk.Control{
+		Package:      m.Name,
+		Version:      m.Version,
+		Release:      m.Release,
+		Depends:      m.Depends,
+		Source:       "feeds/" + cfg.FeedName + "/" + m.Name,
+		SourceName:   m.Name,
+		License:      m.License,
+		LicenseFiles: m.LicenseFiles,
+		Section:      m.Section,
+		URL:          m.URL,
+		Maintainer:   m.Maintainer,
+		Architecture: arch,
+		Description:  m.Description,
+	}
+}
+
+// packOne builds one ipk for one architecture.
+func packOne(cfg Config, m *manifest.Manifest, arch string, bins map[string]string, allCache map[string][]byte) ([]byte, error) {
+	if m.Arch == manifest.ArchAll {
+		if data, ok := allCache[m.Name]; ok {
+			return data, nil
+		}
+		arch = "all"
+	}
+	subst := substitutions(cfg, m)
+	readSrc := func(src string, template bool) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(m.Dir, "files", filepath.FromSlash(src)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.File, err)
+		}
+		if template {
+			b = []byte(subst.Replace(string(b)))
+		}
+		return b, nil
+	}
+	p := &ipk.Package{Control: controlFor(cfg, m, arch), Conffiles: m.Conffiles}
+	for _, b := range m.Binaries {
+		data, err := os.ReadFile(bins[b.Cmd])
+		if err != nil {
+			return nil, err
+		}
+		p.Files = append(p.Files, ipk.File{Path: b.Dest, Mode: 0o755, Data: data})
+	}
+	for _, in := range m.Installs {
+		data, err := readSrc(in.Src, in.Template)
+		if err != nil {
+			return nil, err
+		}
+		p.Files = append(p.Files, ipk.File{Path: in.Dest, Mode: in.Mode, Data: data})
+	}
+	if m.Init != "" {
+		data, err := readSrc(m.Init, false)
+		if err != nil {
+			return nil, err
+		}
+		p.Files = append(p.Files, ipk.File{Path: "/etc/init.d/" + m.Name, Mode: 0o755, Data: data})
+	}
+	for _, u := range m.UCIDefaults {
+		data, err := readSrc(u, false)
+		if err != nil {
+			return nil, err
+		}
+		p.Files = append(p.Files, ipk.File{Path: "/etc/uci-defaults/" + path.Base(u), Mode: 0o755, Data: data})
+	}
+	if len(m.Keep) > 0 {
+		// What ipkg-build does with conffiles the package does not ship.
+		p.Files = append(p.Files, ipk.File{Path: "/lib/upgrade/keep.d/" + m.Name, Mode: 0o644,
+			Data: []byte(strings.Join(m.Keep, "\n") + "\n")})
+	}
+	for _, dir := range m.UsignKeyDirs {
+		pub := cfg.Keys.Usign.Public()
+		p.Files = append(p.Files, ipk.File{Path: dir + "/" + pub.Fingerprint(), Mode: 0o644, Data: pub.Marshal()})
+	}
+	var err error
+	for _, sc := range []struct {
+		src string
+		dst *[]byte
+	}{
+		{m.Scripts.Postinst, &p.Postinst}, {m.Scripts.Prerm, &p.Prerm},
+		{m.Scripts.Preinst, &p.Preinst}, {m.Scripts.Postrm, &p.Postrm},
+	} {
+		if sc.src == "" {
+			continue
+		}
+		if *sc.dst, err = readSrc(sc.src, true); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := ipk.Write(&buf, p, ipk.Options{Format: cfg.Format, ModTime: cfg.Epoch}); err != nil {
+		return nil, fmt.Errorf("%s: %w", m.File, err)
+	}
+	if m.Arch == manifest.ArchAll {
+		allCache[m.Name] = buf.Bytes()
+	}
+	return buf.Bytes(), nil
+}
+
+// substitutions fill the @NAME@ placeholders in scripts and template files.
+func substitutions(cfg Config, m *manifest.Manifest) *strings.Replacer {
+	return strings.NewReplacer(
+		"@FEED_NAME@", cfg.FeedName,
+		"@FEED_URL@", strings.TrimRight(cfg.FeedURL, "/"),
+		"@USIGN_FINGERPRINT@", cfg.Keys.Usign.Fingerprint(),
+		"@PKG_VERSION@", m.FullVersion(cfg.Format == ipk.OpenWrt2305),
+	)
+}
+
+// writeFeed writes the ipks, the index, Packages.sig, SHA256SUMS and its
+// OpenPGP signature into dir.
+func writeFeed(cfg Config, dir, arch string, entries []index.Entry) error {
+	feed, err := index.Build(arch, entries)
+	if err != nil {
+		return fmt.Errorf("index %s: %w", arch, err)
+	}
+	files := map[string][]byte{
+		"Packages":          feed.Packages,
+		"Packages.gz":       feed.PackagesGz,
+		"Packages.manifest": feed.Manifest,
+		"index.json":        feed.IndexJSON,
+		"Packages.sig":      usign.Sign(cfg.Keys.Usign, feed.Packages).Marshal(),
+	}
+	for _, e := range entries {
+		files[e.FileName] = e.Data
+	}
+	sums := pgp.SHA256Sums(files)
+	sig, err := cfg.Keys.PGP.Sign(sums, cfg.Epoch)
+	if err != nil {
+		return fmt.Errorf("sign SHA256SUMS for %s: %w", arch, err)
+	}
+	files["SHA256SUMS"] = sums
+	files["SHA256SUMS.asc"] = sig
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, files[n], 0o644); err != nil {
+			return err
+		}
+		if err := os.Chtimes(p, cfg.Epoch, cfg.Epoch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Published public key names under <feed>/keys.
+const PGPPublicName = "meshnode-feed.asc"
+
+// writeKeys publishes the public halves next to the feeds, so routers and
+// operators can fetch them (and compare fingerprints in person).
+func writeKeys(cfg Config, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	pub := cfg.Keys.Usign.Public()
+	if err := os.WriteFile(filepath.Join(dir, pub.Fingerprint()), pub.Marshal(), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, PGPPublicName), cfg.Keys.PGP.PublicKey(), 0o644)
+}
+
+func stagedTrust(cfg Config) (verify.Keys, error) {
+	pub := cfg.Keys.Usign.Public()
+	ring, err := pgp.LoadKeyRing(cfg.Keys.PGP.PublicKey())
+	if err != nil {
+		return verify.Keys{}, err
+	}
+	return verify.Keys{Usign: map[string]*usign.PublicKey{pub.Fingerprint(): pub}, PGP: ring}, nil
+}
+
+// replaceDir moves src to dst, replacing dst whole. Between the two renames
+// dst is briefly absent, never half-written.
+func replaceDir(src, dst string) error {
+	old := dst + ".old"
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}

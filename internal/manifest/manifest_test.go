@@ -1,0 +1,195 @@
+package manifest
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// repoRoot is the repository, two levels up from this package.
+const repoRoot = "../.."
+
+// TestRepositoryPackages loads every real manifest and checks it against
+// its buildroot Makefile: the SDK and `meshkit build` must ship the same
+// name, version, dependencies and files.
+func TestRepositoryPackages(t *testing.T) {
+	ms, err := LoadAll(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range ms {
+		names[m.Name] = true
+		diffs, err := CheckBuildroot(m)
+		if err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+			continue
+		}
+		for _, d := range diffs {
+			t.Errorf("%s: %s", filepath.Join(m.Dir, "Makefile"), d)
+		}
+	}
+	for _, want := range []string{"meshnode", "meshnode-keyring"} {
+		if !names[want] {
+			t.Errorf("package %s not defined", want)
+		}
+	}
+}
+
+// TestBuildrootDisagreement makes sure the check can fail: a Makefile that
+// differs in each compared field is reported field by field.
+func TestBuildrootDisagreement(t *testing.T) {
+	root := t.TempDir()
+	dir := writePkg(t, root, "demo", validManifest, map[string]string{"demo.init": "#!/bin/sh /etc/rc.common\n"})
+	mk := `include $(TOPDIR)/rules.mk
+PKG_NAME:=demo
+PKG_VERSION:=1.1
+PKG_RELEASE:=2
+PKG_LICENSE:=MIT
+define Package/demo
+  SECTION:=utils
+  DEPENDS:=$(GO_ARCH_DEPENDS) +kmod-tun +libc
+endef
+define Package/demo/install
+	$(INSTALL_DIR) $(1)/usr/bin
+	$(INSTALL_BIN) $(GO_PKG_BUILD_BIN_DIR)/demo $(1)/usr/bin/
+endef
+`
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(mk), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(filepath.Join(dir, "manifest"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := CheckBuildroot(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(diffs, "\n")
+	for _, want := range []string{"version:", "release:", "license:", "section:", "depends:", "installed files:", "conffiles+keep:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q difference reported in:\n%s", want, got)
+		}
+	}
+}
+
+const validManifest = `config package
+	option name 'demo'
+	option version '1.0'
+	option release '1'
+	option section 'net'
+	option title 'Demo'
+	option description 'A demo package.'
+	option license 'AGPL-3.0-or-later'
+	list depends 'kmod-tun'
+	list keep '/etc/demo/'
+	option init 'demo.init'
+
+config binary
+	option cmd 'demo'
+	option dest '/usr/sbin/demo'
+`
+
+func writePkg(t *testing.T, root, name, manifest string, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(root, "packages", name)
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "cmd", "demo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(dir, "files", n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestLoadValid(t *testing.T) {
+	root := t.TempDir()
+	dir := writePkg(t, root, "demo", validManifest, map[string]string{"demo.init": "#!/bin/sh /etc/rc.common\n"})
+	m, err := Load(filepath.Join(dir, "manifest"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Arch != ArchNative {
+		t.Errorf("arch = %q, want native (package has binaries)", m.Arch)
+	}
+	if got := m.FullVersion(false); got != "1.0-r1" {
+		t.Errorf("24.10 version %q", got)
+	}
+	if got := m.FullVersion(true); got != "1.0-1" {
+		t.Errorf("23.05 version %q", got)
+	}
+	want := []string{"/etc/init.d/demo", "/usr/sbin/demo"}
+	if got := m.InstalledPaths(); !reflect.DeepEqual(got, want) {
+		t.Errorf("installed %v, want %v", got, want)
+	}
+}
+
+// TestBadManifests: every mistake is reported with file, line and field.
+func TestBadManifests(t *testing.T) {
+	rep := func(old, new string) string {
+		if !strings.Contains(validManifest, old) {
+			t.Fatalf("fixture lacks %q", old)
+		}
+		return strings.Replace(validManifest, old, new, 1)
+	}
+	cases := []struct {
+		name, manifest string
+		pkgDir         string
+		want           string // substring of the error
+	}{
+		{"missing version", rep("\toption version '1.0'\n", ""), "", "manifest:1: version: missing"},
+		{"empty title", rep("option title 'Demo'", "option title ''"), "", "title: missing"},
+		{"bad name", rep("option name 'demo'", "option name 'Demo!'"), "", "manifest:2: name: \"Demo!\" is not a valid opkg package name"},
+		{"name vs dir", rep("option name 'demo'", "option name 'other'"), "", "does not match its directory"},
+		{"dash in version", rep("option version '1.0'", "option version '1.0-2'"), "", "manifest:3: version: \"1.0-2\""},
+		{"space in version", rep("option version '1.0'", "option version '1 0'"), "", "version:"},
+		{"bad release", rep("option release '1'", "option release 'r1'"), "", "manifest:4: release:"},
+		{"bad depends", rep("list depends 'kmod-tun'", "list depends 'kmod tun'"), "", "depends:"},
+		{"misspelt option", rep("list depends 'kmod-tun'", "list depend 'kmod-tun'"), "", "manifest:9: depend: unknown option"},
+		{"missing init file", rep("option init 'demo.init'", "option init 'nope.init'"), "", "manifest:11: init: files/nope.init does not exist"},
+		{"init escapes files", rep("option init 'demo.init'", "option init '../manifest'"), "", "clean path relative to files/"},
+		{"missing cmd", rep("option cmd 'demo'", "option cmd 'ghost'"), "", "manifest:14: cmd: cmd/ghost does not exist"},
+		{"missing dest", rep("\toption dest '/usr/sbin/demo'\n", ""), "", "manifest:13: dest: missing in 'config binary'"},
+		{"relative dest", rep("option dest '/usr/sbin/demo'", "option dest 'usr/sbin/demo'"), "", "clean absolute path"},
+		{"duplicate dest", rep("option dest '/usr/sbin/demo'", "option dest '/etc/init.d/demo'"), "", "already installed"},
+		{"conffile not shipped", rep("list keep '/etc/demo/'", "list conffiles '/etc/config/demo'"), "", "conffiles: /etc/config/demo is not installed"},
+		{"arch all with binary", rep("option license 'AGPL-3.0-or-later'", "option license 'AGPL-3.0-or-later'\n\toption arch 'all'"), "", "'all' but the package installs binaries"},
+		{"unknown section", validManifest + "\nconfig bogus\n\toption x 'y'\n", "", "unknown section type \"bogus\""},
+		{"second package", validManifest + "\nconfig package\n\toption name 'demo'\n", "", "second 'config package' section"},
+		{"syntax", validManifest + "\noption stray 'x'\n", "", "manifest:"},
+		{"bad mode", validManifest + "\nconfig install\n\toption src 'demo.init'\n\toption dest '/etc/x'\n\toption mode '0999'\n", "", "mode:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := writePkg(t, root, "demo", c.manifest, map[string]string{"demo.init": "#!/bin/sh\n"})
+			_, err := Load(filepath.Join(dir, "manifest"), root)
+			if err == nil {
+				t.Fatalf("no error")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not contain %q", err, c.want)
+			}
+			if !strings.Contains(err.Error(), filepath.Join(dir, "manifest")) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadAllDuplicateAndEmpty(t *testing.T) {
+	if _, err := LoadAll(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no package manifests") {
+		t.Errorf("empty tree: %v", err)
+	}
+}
