@@ -30,27 +30,26 @@ const VersionVar = "github.com/meshnode/meshnode/internal/version.Version"
 
 // Config is one `meshkit build` run.
 type Config struct {
-	Root     string        // repository root
-	BinDir   string        // out/bin: raw binaries per arch
-	FeedDir  string        // out/feed: one feed per arch, plus keys/
-	Targets  []Target      // architectures to build
-	Format   ipk.Format    // OpenWrt 24.10 (default) or 23.05
-	Epoch    time.Time     // SOURCE_DATE_EPOCH: every mtime and signature time
-	FeedName string        // name in customfeeds.conf
-	FeedURL  string        // base URL; the feed of arch A is FeedURL/A
-	Keys     *Keys         // signing keys
-	Log      io.Writer     // progress, one line per step
-	GoCmd    string        // "go" unless set
-	Jobs     int           // parallel compiles; 0 = number of CPUs
-	Env      []string      // base environment for go build; nil = os.Environ()
-	Now      func() time.Time
+	Root     string     // repository root
+	BinDir   string     // out/bin: raw binaries per arch
+	FeedDir  string     // out/feed: one feed per arch, plus keys/
+	Targets  []Target   // architectures to build
+	Format   ipk.Format // OpenWrt 24.10 (default) or 23.05
+	Epoch    time.Time  // SOURCE_DATE_EPOCH: every mtime and signature time
+	FeedName string     // name in customfeeds.conf
+	FeedURL  string     // base URL; the feed of arch A is FeedURL/A
+	Keys     *Keys      // signing keys
+	Log      io.Writer  // progress, one line per step
+	GoCmd    string     // "go" unless set
+	Jobs     int        // parallel compiles; 0 = number of CPUs
+	Env      []string   // base environment for go build; nil = os.Environ()
 }
 
 // Result describes what a build wrote.
 type Result struct {
-	Feeds    map[string]string // arch -> feed directory
+	Feeds    map[string]string            // arch -> feed directory
 	Binaries map[string]map[string]string // arch -> cmd -> binary path
-	Packages map[string][]PackageFile       // arch -> ipks in that feed
+	Packages map[string][]PackageFile     // arch -> ipks in that feed
 }
 
 // PackageFile is one ipk in a feed.
@@ -65,18 +64,7 @@ type PackageFile struct {
 // directory beside the output, and moves each finished feed into place only
 // when all of them succeeded. A failed build leaves out/ as it was.
 func Build(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.GoCmd == "" {
-		cfg.GoCmd = "go"
-	}
-	if cfg.Log == nil {
-		cfg.Log = io.Discard
-	}
-	if cfg.Jobs <= 0 {
-		cfg.Jobs = runtime.NumCPU()
-	}
-	if cfg.Env == nil {
-		cfg.Env = os.Environ()
-	}
+	cfg.setDefaults()
 	if cfg.Keys == nil || cfg.Keys.Usign == nil || cfg.Keys.PGP == nil {
 		return nil, errors.New("build: no signing keys")
 	}
@@ -100,7 +88,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer os.RemoveAll(stage)
 
-	bins, err := compileAll(ctx, cfg, manifests, filepath.Join(stage, "bin"))
+	bins, err := Compile(ctx, cfg, manifests, filepath.Join(stage, "bin"))
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +121,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 			res.Packages[t.Arch] = append(res.Packages[t.Arch], PackageFile{
 				Name: m.Name, File: filepath.Join(cfg.FeedDir, t.Arch, name), Size: int64(len(data)), RawSize: raw})
 		}
-		if err := writeFeed(cfg, dir, t.Arch, entries); err != nil {
+		if err := WriteFeed(cfg, dir, t.Arch, entries); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(cfg.Log, "feed   %-26s %d packages, signed by usign %s\n", t.Arch, len(entries), cfg.Keys.Usign.Fingerprint())
@@ -181,9 +169,25 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// compileAll builds every command any native package needs, for every
+func (cfg *Config) setDefaults() {
+	if cfg.GoCmd == "" {
+		cfg.GoCmd = "go"
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.Jobs <= 0 {
+		cfg.Jobs = runtime.NumCPU()
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+}
+
+// Compile builds every command any native package needs, for every
 // target, with a bounded number of concurrent `go build`s.
-func compileAll(ctx context.Context, cfg Config, ms []*manifest.Manifest, binDir string) (map[string]map[string]string, error) {
+func Compile(ctx context.Context, cfg Config, ms []*manifest.Manifest, binDir string) (map[string]map[string]string, error) {
+	cfg.setDefaults()
 	type job struct {
 		t       Target
 		cmd     string
@@ -373,9 +377,9 @@ func substitutions(cfg Config, m *manifest.Manifest) *strings.Replacer {
 	)
 }
 
-// writeFeed writes the ipks, the index, Packages.sig, SHA256SUMS and its
+// WriteFeed writes the ipks, the index, Packages.sig, SHA256SUMS and its
 // OpenPGP signature into dir.
-func writeFeed(cfg Config, dir, arch string, entries []index.Entry) error {
+func WriteFeed(cfg Config, dir, arch string, entries []index.Entry) error {
 	feed, err := index.Build(arch, entries)
 	if err != nil {
 		return fmt.Errorf("index %s: %w", arch, err)
