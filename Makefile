@@ -33,6 +33,7 @@ lint:
 	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './out/*')); \
 	if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
 	$(GO) vet ./...
+	shellcheck .ci/run scripts/*.sh
 	shellcheck -s sh $$(scripts/shell-files.sh)
 
 test-unit:

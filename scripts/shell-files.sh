@@ -1,9 +1,8 @@
 #!/bin/sh
-# Lists the shell scripts that ship or run in the build, for shellcheck.
-# Package scripts are fragments sourced by OpenWrt's /bin/sh (ash).
+# Lists the shell scripts that ship in packages, for shellcheck -s sh.
+# Many are fragments sourced by OpenWrt's /bin/sh (ash), without a #! line.
 set -eu
 cd "$(dirname "$0")/.."
-ls scripts/*.sh .ci/run
 find packages -path '*/files/*' -type f | while read -r f; do
 	case "$f" in
 	*.init|*postinst*|*prerm*|*preinst*|*postrm*|*/uci-defaults/*|*/hotplug.d/*) echo "$f" ;;
