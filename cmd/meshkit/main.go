@@ -119,6 +119,7 @@ func cmdBuild(ctx context.Context, e env, args []string) error {
 	usignKey := fs.String("usign-key", "", "usign secret key file for a release ($MESHNODE_USIGN_KEY)")
 	pgpKey := fs.String("pgp-key", "", "armored OpenPGP secret key file for a release ($MESHNODE_PGP_KEY)")
 	jobs := fs.Int("j", 0, "parallel compiles (default: number of CPUs)")
+	noCache := fs.Bool("no-cache", false, "pack every ipk afresh instead of reusing OUT/cache/ipk")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,11 +160,15 @@ func cmdBuild(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cacheDir := filepath.Join(*out, "cache", "ipk")
+	if *noCache {
+		cacheDir = ""
+	}
 	start := e.now()
 	res, err := build.Build(ctx, build.Config{
 		Root: *root, BinDir: filepath.Join(*out, "bin"), FeedDir: filepath.Join(*out, "feed"),
 		Targets: targets, Format: format, Epoch: epoch, FeedName: *feedName, FeedURL: *feedURL,
-		Keys: keys, Log: e.stdout, Jobs: *jobs,
+		Keys: keys, Log: e.stdout, Jobs: *jobs, CacheDir: cacheDir,
 	})
 	if err != nil {
 		return err

@@ -119,7 +119,7 @@ func Build(arch string, ipks []Entry) (*Feed, error) {
 }
 
 func makeRecord(arch string, e Entry) (r record, skip bool, err error) {
-	info, err := ipk.ReadBytes(e.Data)
+	info, err := ipk.ReadControl(bytes.NewReader(e.Data))
 	if err != nil {
 		return r, false, err
 	}

@@ -48,7 +48,14 @@ const maxControlMember = 1 << 20
 // opkg checks (gzip, tar magic and checksums, no PAX, the mandatory
 // control fields Package, Version and Architecture) and reports the first
 // problem with the member it was found in.
-func Read(r io.Reader) (*Info, error) {
+func Read(r io.Reader) (*Info, error) { return read(r, true) }
+
+// ReadControl is Read without listing data.tar.gz: Files, DataTarSize and
+// the data headers stay empty. Indexing needs only the control file, and
+// inflating a multi-megabyte binary per package would dominate its time.
+func ReadControl(r io.Reader) (*Info, error) { return read(r, false) }
+
+func read(r io.Reader, withData bool) (*Info, error) {
 	br := bufio.NewReader(r)
 	if head, _ := br.Peek(8); string(head) == "!<arch>\n" {
 		return nil, errors.New("ipk: ar archive: opkg needs a gzip-compressed tar")
@@ -82,7 +89,9 @@ func Read(r io.Reader) (*Info, error) {
 				}
 				sawData = true
 				info.DataGzSize = h.Size
-				err = readData(tr, info)
+				if withData {
+					err = readData(tr, info)
+				}
 			} else {
 				if sawControl {
 					return nil, errors.New("ipk: control.tar.gz appears twice")

@@ -340,3 +340,35 @@ func testPackageControl(t *testing.T) []byte {
 	_, r := mustWrite(t, testPackage(), testOpts())
 	return r.ControlFile
 }
+
+// TestReadControlSkipsData: the control-only reader sees the same control
+// data and scripts as Read, lists no data files, and still rejects a
+// truncated archive (the outer gzip is drained and its CRC checked).
+func TestReadControlSkipsData(t *testing.T) {
+	p := testPackage()
+	p.Postinst = []byte("echo hi\n")
+	b, res := mustWrite(t, p, testOpts())
+	full, err := ReadBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := ReadControl(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ctl.Raw, res.ControlFile) || !slices.Equal(ctl.Fields, full.Fields) {
+		t.Errorf("control differs from Read's")
+	}
+	if string(ctl.Scripts["postinst-pkg"]) != "echo hi\n" {
+		t.Errorf("scripts %q", ctl.Scripts)
+	}
+	if len(ctl.Files) != 0 || ctl.DataTarSize != 0 {
+		t.Errorf("data was read: %d files, %d bytes", len(ctl.Files), ctl.DataTarSize)
+	}
+	if ctl.DataGzSize != full.DataGzSize {
+		t.Errorf("DataGzSize %d, want %d", ctl.DataGzSize, full.DataGzSize)
+	}
+	if _, err := ReadControl(bytes.NewReader(b[:len(b)-20])); err == nil {
+		t.Error("truncated ipk accepted")
+	}
+}

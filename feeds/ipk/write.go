@@ -187,7 +187,8 @@ func Write(w io.Writer, p *Package, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("ipk: %w", err)
 		}
 	}
-	out := gzipBytes(outer.finish())
+	// The members are already compressed: level 9 would only cost time.
+	out := gzipLevel(outer.finish(), gzip.BestSpeed)
 	n, err := w.Write(out)
 	if err != nil {
 		return nil, fmt.Errorf("ipk: write: %w", err)
@@ -202,10 +203,14 @@ func Write(w io.Writer, p *Package, opt Options) (*Result, error) {
 	}, nil
 }
 
-// gzipBytes compresses deterministically: no name, mtime 0, level 9.
-func gzipBytes(b []byte) []byte {
+// gzipBytes compresses deterministically: no name, mtime 0, gzip's default
+// level 6. On a 13 MB MIPS agent binary level 9 took 3.4 times as long
+// (1.34 s against 0.40 s) to save 0.6 % (24 KB of 4.4 MB).
+func gzipBytes(b []byte) []byte { return gzipLevel(b, gzip.DefaultCompression) }
+
+func gzipLevel(b []byte, level int) []byte {
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // the level is valid
+	zw, _ := gzip.NewWriterLevel(&buf, level) // callers pass valid levels
 	zw.Write(b)                                              // writes to a bytes.Buffer cannot fail
 	zw.Close()
 	return buf.Bytes()

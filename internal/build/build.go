@@ -43,6 +43,7 @@ type Config struct {
 	GoCmd    string     // "go" unless set
 	Jobs     int        // parallel compiles; 0 = number of CPUs
 	Env      []string   // base environment for go build; nil = os.Environ()
+	CacheDir string     // packed ipks by input hash; "" = no cache
 }
 
 // Result describes what a build wrote.
@@ -88,66 +89,100 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer os.RemoveAll(stage)
 
-	bins, err := Compile(ctx, cfg, manifests, filepath.Join(stage, "bin"))
+	cfg.Log = &syncWriter{w: cfg.Log}
+	res := &Result{Feeds: map[string]string{}, Binaries: map[string]map[string]string{}, Packages: map[string][]PackageFile{}}
+	stageFeed := filepath.Join(stage, "feed")
+	if err := writeKeys(cfg, filepath.Join(stageFeed, "keys")); err != nil {
+		return nil, err
+	}
+	trust, err := stagedTrust(cfg)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Feeds: map[string]string{}, Binaries: map[string]map[string]string{}, Packages: map[string][]PackageFile{}}
-	stageFeed := filepath.Join(stage, "feed")
-	allCache := map[string][]byte{} // "all" packages are packed once and shared
-	for _, t := range cfg.Targets {
+	cache, err := newPackCache(cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	// "all" packages are packed once and shared by every feed.
+	shared := map[string][]byte{}
+	for _, m := range manifests {
+		if m.Arch == manifest.ArchAll {
+			if shared[m.Name], err = packOne(cfg, m, "all", nil, cache); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// One job per architecture: compile, pack, index, sign, then check
+	// what we are about to publish with the same code operators run. One
+	// target packs while the next compiles.
+	feeds := make([]feedJob, len(cfg.Targets))
+	bins := make(map[string]map[string]string, len(cfg.Targets))
+	var binsMu sync.Mutex
+	err = forEach(ctx, cfg.Jobs, len(cfg.Targets), func(i int) error {
+		t := cfg.Targets[i]
+		j := &feeds[i]
+		tb, err := compileTarget(ctx, cfg, t, manifests, filepath.Join(stage, "bin"))
+		if err != nil {
+			return err
+		}
+		binsMu.Lock()
+		bins[t.Arch] = tb
+		binsMu.Unlock()
+		j.start = time.Now()
 		dir := filepath.Join(stageFeed, t.Arch)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return err
 		}
 		var entries []index.Entry
 		for _, m := range manifests {
-			data, err := packOne(cfg, m, t.Arch, bins[t.Arch], allCache)
-			if err != nil {
-				return nil, err
-			}
-			arch := t.Arch
+			arch, data := t.Arch, shared[m.Name]
 			if m.Arch == manifest.ArchAll {
 				arch = "all"
+			} else if data, err = packOne(cfg, m, t.Arch, tb, cache); err != nil {
+				return err
 			}
 			name := ipk.FileName(controlFor(cfg, m, arch), cfg.Format)
 			entries = append(entries, index.Entry{FileName: name, Data: data})
 			var raw int64
 			for _, b := range m.Binaries {
-				if st, err := os.Stat(bins[t.Arch][b.Cmd]); err == nil {
+				if st, err := os.Stat(tb[b.Cmd]); err == nil {
 					raw += st.Size()
 				}
 			}
-			res.Packages[t.Arch] = append(res.Packages[t.Arch], PackageFile{
-				Name: m.Name, File: filepath.Join(cfg.FeedDir, t.Arch, name), Size: int64(len(data)), RawSize: raw})
+			j.pkgs = append(j.pkgs, PackageFile{Name: m.Name, File: filepath.Join(cfg.FeedDir, t.Arch, name),
+				Size: int64(len(data)), RawSize: raw})
 		}
+		j.packed = time.Now()
 		if err := WriteFeed(cfg, dir, t.Arch, entries); err != nil {
-			return nil, err
+			return err
 		}
-		fmt.Fprintf(cfg.Log, "feed   %-26s %d packages, signed by usign %s\n", t.Arch, len(entries), cfg.Keys.Usign.Fingerprint())
-	}
-	if err := writeKeys(cfg, filepath.Join(stageFeed, "keys")); err != nil {
-		return nil, err
-	}
-
-	// Check what we are about to publish with the same code operators run.
-	trust, err := stagedTrust(cfg)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range cfg.Targets {
-		rep, err := verify.Feed(filepath.Join(stageFeed, t.Arch), trust)
+		j.signed = time.Now()
+		rep, err := verify.Feed(dir, trust)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(rep.Problems) > 0 {
 			var msgs []string
 			for _, p := range rep.Problems {
 				msgs = append(msgs, p.File+": "+p.Msg)
 			}
-			return nil, fmt.Errorf("built feed %s fails verification:\n  %s", t.Arch, strings.Join(msgs, "\n  "))
+			return fmt.Errorf("built feed %s fails verification:\n  %s", t.Arch, strings.Join(msgs, "\n  "))
 		}
+		j.verified = time.Now()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	for i, t := range cfg.Targets {
+		j := feeds[i]
+		res.Packages[t.Arch] = j.pkgs
+		fmt.Fprintf(cfg.Log, "feed   %-26s %d packages: pack %.2fs, index+sign %.2fs, verify %.2fs\n", t.Arch, len(j.pkgs),
+			j.packed.Sub(j.start).Seconds(), j.signed.Sub(j.packed).Seconds(), j.verified.Sub(j.signed).Seconds())
+	}
+	hits, misses := cache.stats()
+	fmt.Fprintf(cfg.Log, "sign   usign %s, OpenPGP %s (%s); %d ipks packed, %d reused from %s\n",
+		cfg.Keys.Usign.Fingerprint(), cfg.Keys.PGP.Fingerprint(), cfg.Keys.Source, misses, hits, cacheName(cfg.CacheDir))
 
 	// Publish: replace each directory whole.
 	for _, t := range cfg.Targets {
@@ -166,7 +201,64 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err := replaceDir(filepath.Join(stageFeed, "keys"), filepath.Join(cfg.FeedDir, "keys")); err != nil {
 		return nil, err
 	}
+	cache.prune()
 	return res, nil
+}
+
+// syncWriter serialises log lines from concurrent jobs.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+type feedJob struct {
+	pkgs                            []PackageFile
+	start, packed, signed, verified time.Time
+}
+
+// forEach runs fn(0..n-1) on at most jobs goroutines and returns the first
+// error; the others are cancelled through ctx where they check it.
+func forEach(ctx context.Context, jobs, n int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 func (cfg *Config) setDefaults() {
@@ -185,65 +277,45 @@ func (cfg *Config) setDefaults() {
 }
 
 // Compile builds every command any native package needs, for every
-// target, with a bounded number of concurrent `go build`s.
+// target, one target per job: the reference `make bench` compares with.
 func Compile(ctx context.Context, cfg Config, ms []*manifest.Manifest, binDir string) (map[string]map[string]string, error) {
 	cfg.setDefaults()
-	type job struct {
-		t       Target
-		cmd     string
-		version string
-		out     string
+	out := make([]map[string]string, len(cfg.Targets))
+	err := forEach(ctx, cfg.Jobs, len(cfg.Targets), func(i int) error {
+		var err error
+		out[i], err = compileTarget(ctx, cfg, cfg.Targets[i], ms, binDir)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	var jobs []job
-	out := map[string]map[string]string{}
-	for _, t := range cfg.Targets {
-		out[t.Arch] = map[string]string{}
-		for _, m := range ms {
-			for _, b := range m.Binaries {
-				if _, dup := out[t.Arch][b.Cmd]; dup {
-					continue
-				}
-				p := filepath.Join(binDir, t.Arch, b.Cmd)
-				out[t.Arch][b.Cmd] = p
-				jobs = append(jobs, job{t, b.Cmd, m.FullVersion(cfg.Format == ipk.OpenWrt2305), p})
+	res := map[string]map[string]string{}
+	for i, t := range cfg.Targets {
+		res[t.Arch] = out[i]
+	}
+	return res, nil
+}
+
+// compileTarget builds the commands of every native package for one target
+// into binDir/<arch>/<cmd>, stamped with their package's version.
+func compileTarget(ctx context.Context, cfg Config, t Target, ms []*manifest.Manifest, binDir string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range ms {
+		for _, b := range m.Binaries {
+			if _, dup := out[b.Cmd]; dup {
+				continue
 			}
+			p := filepath.Join(binDir, t.Arch, b.Cmd)
+			v := m.FullVersion(cfg.Format == ipk.OpenWrt2305)
+			start := time.Now()
+			if err := GoBuild(ctx, cfg.GoCmd, cfg.Root, cfg.Env, t, "./cmd/"+b.Cmd, p, v); err != nil {
+				return nil, err
+			}
+			out[b.Cmd] = p
+			fmt.Fprintf(cfg.Log, "go     %-26s %-12s %s (%.1fs)\n", t.Arch, b.Cmd, v, time.Since(start).Seconds())
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, cfg.Jobs)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for _, j := range jobs {
-		wg.Add(1)
-		go func(j job) {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			start := time.Now()
-			err := GoBuild(ctx, cfg.GoCmd, cfg.Root, cfg.Env, j.t, "./cmd/"+j.cmd, j.out, j.version)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				return
-			}
-			fmt.Fprintf(cfg.Log, "go     %-26s %-12s %s (%.1fs)\n", j.t.Arch, j.cmd, j.version, time.Since(start).Seconds())
-		}(j)
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, ctx.Err()
+	return out, nil
 }
 
 // GoBuild cross-compiles one command the way every router binary must be
@@ -286,13 +358,7 @@ func controlFor(cfg Config, m *manifest.Manifest, arch string) ipk.Control {
 }
 
 // packOne builds one ipk for one architecture.
-func packOne(cfg Config, m *manifest.Manifest, arch string, bins map[string]string, allCache map[string][]byte) ([]byte, error) {
-	if m.Arch == manifest.ArchAll {
-		if data, ok := allCache[m.Name]; ok {
-			return data, nil
-		}
-		arch = "all"
-	}
+func packOne(cfg Config, m *manifest.Manifest, arch string, bins map[string]string, cache *packCache) ([]byte, error) {
 	subst := substitutions(cfg, m)
 	readSrc := func(src string, template bool) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(m.Dir, "files", filepath.FromSlash(src)))
@@ -357,13 +423,16 @@ func packOne(cfg Config, m *manifest.Manifest, arch string, bins map[string]stri
 			return nil, err
 		}
 	}
+	opt := ipk.Options{Format: cfg.Format, ModTime: cfg.Epoch}
+	key := cache.key(p, opt)
+	if data := cache.get(key); data != nil {
+		return data, nil
+	}
 	var buf bytes.Buffer
-	if _, err := ipk.Write(&buf, p, ipk.Options{Format: cfg.Format, ModTime: cfg.Epoch}); err != nil {
+	if _, err := ipk.Write(&buf, p, opt); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.File, err)
 	}
-	if m.Arch == manifest.ArchAll {
-		allCache[m.Name] = buf.Bytes()
-	}
+	cache.put(key, buf.Bytes())
 	return buf.Bytes(), nil
 }
 
