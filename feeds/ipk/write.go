@@ -211,7 +211,7 @@ func gzipBytes(b []byte) []byte { return gzipLevel(b, gzip.DefaultCompression) }
 func gzipLevel(b []byte, level int) []byte {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, level) // callers pass valid levels
-	zw.Write(b)                                              // writes to a bytes.Buffer cannot fail
+	zw.Write(b)                               // writes to a bytes.Buffer cannot fail
 	zw.Close()
 	return buf.Bytes()
 }
