@@ -43,7 +43,7 @@ test-cross:
 	@scripts/test-cross.sh $(CROSS_PKGS)
 
 bench: meshkit
-	$(GO) run ./tests/bench
+	$(GO) run ./tests/bench/build
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
