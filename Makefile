@@ -21,7 +21,7 @@ feed: meshkit
 
 # Packages for OpenWrt 23.05 (older version and Installed-Size forms).
 feed-23.05: meshkit
-	$(MESHKIT) build --out $(OUT)/23.05 --arch $(ARCH) --openwrt 23.05
+	$(MESHKIT) build --out $(OUT)/23.05 --dev-keys $(OUT)/keys --arch $(ARCH) --openwrt 23.05
 
 deps:
 	@scripts/deps.sh
@@ -49,7 +49,7 @@ fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
 clean:
-	rm -rf $(OUT)/feed $(OUT)/bin $(OUT)/host $(OUT)/23.05 $(OUT)/cross
+	rm -rf $(OUT)/feed $(OUT)/bin $(OUT)/host $(OUT)/23.05 $(OUT)/cross $(OUT)/cache
 
 # Also removes the development signing keys: routers that trusted them
 # will refuse the next build's feed.

@@ -6,6 +6,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -392,4 +393,48 @@ func snapshot(t *testing.T, dir string) string {
 		b.WriteString(f + "\x00" + string(data) + "\x00")
 	}
 	return b.String()
+}
+
+// TestOpenWrt2305Feed: the 23.05 switch writes "-1" versions and the
+// data.tar.gz size as Installed-Size; 24.10 the uncompressed data tar.
+func TestOpenWrt2305Feed(t *testing.T) {
+	out, keys, _ := sharedBuild(t)
+	targets, _ := build.SelectTargets("x86_64")
+	k, err := build.LoadKeys(build.KeySource{}, keys, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2 := t.TempDir()
+	_, err = build.Build(context.Background(), build.Config{Root: repoRoot, BinDir: filepath.Join(out2, "bin"),
+		FeedDir: filepath.Join(out2, "feed"), Targets: targets, Format: ipk.OpenWrt2305, Epoch: epoch,
+		FeedName: "meshnode", FeedURL: "http://10.0.4.1/feed", Keys: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file, version string
+		gzSize        bool
+	}{
+		{filepath.Join(out2, "feed", "x86_64", "meshnode_0.1.0-1_x86_64.ipk"), "0.1.0-1", true},
+		{filepath.Join(out, "feed", "x86_64", "meshnode_0.1.0-r1_x86_64.ipk"), "0.1.0-r1", false},
+	} {
+		data, err := os.ReadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := ipk.ReadBytes(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := ipk.Get(info.Fields, "Version"); v != c.version {
+			t.Errorf("%s: Version %q", c.file, v)
+		}
+		want := info.DataTarSize
+		if c.gzSize {
+			want = info.DataGzSize
+		}
+		if got := ipk.Get(info.Fields, "Installed-Size"); got != fmt.Sprint(want) {
+			t.Errorf("%s: Installed-Size %s, want %d", c.file, got, want)
+		}
+	}
 }

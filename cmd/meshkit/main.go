@@ -118,6 +118,7 @@ func cmdBuild(ctx context.Context, e env, args []string) error {
 	feedURL := fs.String("feed-url", envOr(e, "MESHNODE_FEED_URL", "http://10.0.4.1/feed"), "base URL the feeds are served from; arch A is at URL/A ($MESHNODE_FEED_URL)")
 	usignKey := fs.String("usign-key", "", "usign secret key file for a release ($MESHNODE_USIGN_KEY)")
 	pgpKey := fs.String("pgp-key", "", "armored OpenPGP secret key file for a release ($MESHNODE_PGP_KEY)")
+	devKeys := fs.String("dev-keys", "", "where development keys live when no release keys are given (default OUT/keys)")
 	jobs := fs.Int("j", 0, "parallel compiles (default: number of CPUs)")
 	noCache := fs.Bool("no-cache", false, "pack every ipk afresh instead of reusing OUT/cache/ipk")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +157,10 @@ func cmdBuild(ctx context.Context, e env, args []string) error {
 	if *pgpKey != "" {
 		src.PGPFile, src.PGPData = *pgpKey, ""
 	}
-	keys, err := build.LoadKeys(src, filepath.Join(*out, "keys"), e.stderr)
+	if *devKeys == "" {
+		*devKeys = filepath.Join(*out, "keys")
+	}
+	keys, err := build.LoadKeys(src, *devKeys, e.stderr)
 	if err != nil {
 		return err
 	}

@@ -41,11 +41,17 @@ func ReadBuildroot(file string) (*Buildroot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseBuildroot(file, data)
+}
+
+// ParseBuildroot parses Makefile text; file names it in errors.
+func ParseBuildroot(file string, data []byte) (*Buildroot, error) {
 	vars := map[string]string{}
 	blocks := map[string][]string{}
 	var cur string
 	var inBlock bool
 	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if inBlock {
@@ -67,6 +73,9 @@ func ReadBuildroot(file string) (*Buildroot, error) {
 		if m := assignRe.FindStringSubmatch(line); m != nil {
 			vars[m[1]] = strings.TrimSpace(m[3])
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if inBlock {
 		return nil, fmt.Errorf("%s: define %s has no endef", file, cur)
