@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	goldenfile "github.com/meshnode/meshnode/internal/golden"
+
 	"github.com/meshnode/meshnode/feeds/ipk"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files and fuzz seed corpora under testdata/")
 
 func opts() ipk.Options { return ipk.Options{ModTime: time.Unix(1700000000, 0)} }
 
@@ -325,22 +324,9 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, got := range map[string][]byte{"Packages": feed.Packages, "Packages.manifest": feed.Manifest, "index.json": feed.IndexJSON} {
-		p := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(p, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatalf("%v (run go test -update)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from golden:\n%s", name, got)
-		}
+		goldenfile.Check(t, filepath.Join("testdata", name), got)
 	}
-	if *update {
+	if goldenfile.Update() {
 		writeSeed(t, "FuzzParsePackages", "packages", feed.Packages)
 		writeSeed(t, "FuzzParsePackages", "manifest", feed.Manifest)
 		writeSeed(t, "FuzzParsePackages", "bad-sha", []byte("Package: p\nVersion: 1\nArchitecture: all\nFilename: f\nSize: 1\nSHA256sum: 00 \n"))

@@ -3,7 +3,6 @@ package ipk
 import (
 	"bytes"
 	"compress/gzip"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,9 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files and fuzz seed corpora under testdata/")
+	goldenfile "github.com/meshnode/meshnode/internal/golden"
+)
 
 const testEpoch = 1700000000
 
@@ -198,20 +197,7 @@ func innerArchives(t testing.TB, ipkData []byte) (outer []rawMember, control, da
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file (%d vs %d bytes); rerun with -update if intended", p, len(got), len(want))
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got)
 }
 
 // writeSeed stores one fuzz seed in Go's corpus file format.

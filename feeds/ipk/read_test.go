@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/meshnode/meshnode/internal/golden"
 )
 
 type entry struct {
@@ -320,7 +322,7 @@ func FuzzRead(f *testing.F) {
 
 // TestSeedCorpora keeps testdata/fuzz in sync; -update rewrites it.
 func TestSeedCorpora(t *testing.T) {
-	if *update {
+	if goldenfile.Update() {
 		writeSeed(t, "FuzzParseControl", "valid", testPackageControl(t))
 		writeSeed(t, "FuzzParseControl", "continuation-first", []byte(" x\nPackage: a\n"))
 		writeSeed(t, "FuzzParseControl", "two-paragraphs", []byte("A: 1\n\nB: 2\n"))

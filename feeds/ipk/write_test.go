@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	goldenfile "github.com/meshnode/meshnode/internal/golden"
 )
 
 func TestOuterArchive(t *testing.T) {
@@ -291,7 +293,7 @@ func TestGolden(t *testing.T) {
 		b, r := mustWrite(t, testPackage(), Options{Format: f, ModTime: testOpts().ModTime})
 		golden(t, r.FileName, b)
 		golden(t, strings.TrimSuffix(r.FileName, ".ipk")+".control", r.ControlFile)
-		if *update {
+		if goldenfile.Update() {
 			writeSeed(t, "FuzzRead", "golden-"+f.String(), b)
 		}
 	}

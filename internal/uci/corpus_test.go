@@ -2,14 +2,13 @@ package uci
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+	goldenfile "github.com/meshnode/meshnode/internal/golden"
+)
 
 // TestCorpus parses each testdata/NAME.uci and compares with NAME.golden:
 // the content dump with line numbers and the export form, or the error.
@@ -31,18 +30,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("err- prefix does not match result:\n%s", got)
 			}
 			gpath := strings.TrimSuffix(path, ".uci") + ".golden"
-			if *update {
-				if err := os.WriteFile(gpath, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(gpath)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs (run go test -update and review the diff):\ngot:\n%s\nwant:\n%s", gpath, got, want)
-			}
+			goldenfile.Check(t, gpath, []byte(got))
 			checkRoundTrip(t, data)
 		})
 	}
