@@ -6,7 +6,8 @@ OUT      ?= out
 ARCH     ?= all
 MESHKIT  := $(OUT)/host/meshkit
 # Packages whose tests also run as big-endian MIPS binaries under qemu.
-CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest
+CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest \
+	./lora-bridge/frame ./lora-bridge/meshpb ./lora-bridge/journal ./lora-bridge/message ./lora-bridge/airtime ./lora-bridge/alert
 FUZZTIME ?= 30s
 
 .PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz clean distclean
@@ -44,6 +45,7 @@ test-cross:
 
 bench: meshkit
 	$(GO) run ./tests/bench/build
+	$(GO) run ./tests/bench/lora
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)

@@ -1,0 +1,5 @@
+package simradio
+
+import "golang.org/x/sys/unix"
+
+var errEIO error = unix.EIO
