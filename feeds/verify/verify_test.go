@@ -192,6 +192,28 @@ func flipByte(t *testing.T, path string, at func(data []byte) int) {
 	}
 }
 
+// swapBase64Char replaces the character at offset n of the signature line
+// (line 2) by another valid base64 character, so the file still decodes and
+// only the signature check can catch it. Flipping a bit instead would now
+// and then give a non-base64 byte, depending on the random key.
+func swapBase64Char(t *testing.T, path string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line2 := bytes.IndexByte(data, '\n') + 1
+	i := line2 + n
+	if data[i] == 'A' {
+		data[i] = 'B'
+	} else {
+		data[i] = 'A'
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func middle(data []byte) int { return len(data) / 2 }
 
 // indexOf returns the position of the first byte of s in data.
@@ -254,7 +276,7 @@ func TestTampering(t *testing.T) {
 		{
 			name: "flip a byte in Packages.sig",
 			tamper: func(t *testing.T, dir string) {
-				flipByte(t, filepath.Join(dir, PackagesSig), func(b []byte) int { return len(b) - 10 })
+				swapBase64Char(t, filepath.Join(dir, PackagesSig), len("untrusted comment: ")+5)
 			},
 			want: []string{Packages, PackagesSig},
 			msgs: []string{"Packages.sig: SHA256 ", "Packages: does not match its signature"},
