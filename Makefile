@@ -7,10 +7,11 @@ ARCH     ?= all
 MESHKIT  := $(OUT)/host/meshkit
 # Packages whose tests also run as big-endian MIPS binaries under qemu.
 CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest \
+	./agent/config ./agent/status ./agent/overlay \
 	./lora-bridge/frame ./lora-bridge/meshpb ./lora-bridge/journal ./lora-bridge/message ./lora-bridge/airtime ./lora-bridge/alert
 FUZZTIME ?= 30s
 
-.PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz clean distclean
+.PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz demo clean distclean
 
 all: feed
 
@@ -34,7 +35,7 @@ lint:
 	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './out/*')); \
 	if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck .ci/run scripts/*.sh
+	shellcheck .ci/run scripts/*.sh tests/overlay/demo/demo.sh
 	shellcheck -s sh $$(scripts/shell-files.sh)
 
 test-unit:
@@ -49,6 +50,11 @@ bench: meshkit
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# The test mesh (hub, relay, two NATed uplinks, clients) in network
+# namespaces, with the real agent; Ctrl-C removes it all. Needs root.
+demo:
+	tests/overlay/demo/demo.sh
 
 clean:
 	rm -rf $(OUT)/feed $(OUT)/bin $(OUT)/host $(OUT)/23.05 $(OUT)/cross $(OUT)/cache

@@ -1,47 +1,204 @@
 // Command meshnode is the node agent that runs on every router of the mesh.
 //
-// The agent itself (overlay, uplink failover, shaping, status) arrives with
-// its own issues; this binary already links the Nebula version the agent
-// embeds so that packages, sizes and `--version` reflect what ships.
+// One binary serves procd (`run`), the node host (`status`, `config show`,
+// `reload`) and rpcd (installed as the exec plugin
+// /usr/libexec/rpcd/meshnode), so the ~1.5 MB Go runtime and Nebula are on
+// flash once.
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 
-	// Linked now so the flash-size table and --version describe the real
-	// agent: the overlay package will call nebula.Main.
-	_ "github.com/slackhq/nebula"
-
+	"github.com/meshnode/meshnode/agent/config"
+	"github.com/meshnode/meshnode/agent/daemon"
+	"github.com/meshnode/meshnode/agent/status"
 	"github.com/meshnode/meshnode/internal/version"
 )
 
-const usage = `usage: meshnode <command>
+const nebulaModule = "github.com/slackhq/nebula"
+
+const usage = `usage: meshnode <command> [options]
 
 commands:
-  version     print the agent and Nebula versions (also --version, -V)
-  help        show this text
+  run [--config FILE] [--state-dir DIR]   run the agent (what procd starts)
+  status [--json] [--socket PATH]          show the running agent's state
+  reload [--socket PATH]                   re-read /etc/config/meshnode and apply it
+  config show [--config FILE]              print the generated Nebula configuration, key redacted
+  config check [--config FILE]             validate the configuration and certificates
+  rpcd list | rpcd call <method>           the rpcd exec plugin (ubus object "meshnode")
+  version                                  print the agent and Nebula versions (also --version, -V)
+  help                                     show this text
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	// rpcd runs plugins by path with list/call as the only arguments.
+	if strings.Contains(os.Args[0], "/rpcd/") {
+		args = append([]string{"rpcd"}, args...)
+	}
+	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "version", "--version", "-V":
-		fmt.Fprintln(stdout, version.String("meshnode", "github.com/slackhq/nebula"))
+		fmt.Fprintln(stdout, version.String("meshnode", nebulaModule))
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
+	case "rpcd":
+		fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
+		sock := fs.String("socket", "", "")
+		fs.SetOutput(stderr)
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		return status.RPCD(fs.Args(), stdin, stdout, status.Client{Socket: socketPath(*sock)})
 	default:
 		fmt.Fprintf(stderr, "meshnode: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// socketPath is the flag's value, else the one the configuration names,
+// else the default: `status` works even when the config file is broken.
+func socketPath(flagVal string) string {
+	if flagVal != "" {
+		return flagVal
+	}
+	if c, err := config.Load(config.DefaultPath); err == nil {
+		return c.SocketPath()
+	}
+	return config.DefaultStateDir + "/meshnode.sock"
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
+	stateDir := fs.String("state-dir", "", "directory for the status socket (default: UCI state_dir)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := new(slog.LevelVar)
+	// procd adds the time when it passes stdout to syslog.
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+	err := daemon.Run(context.Background(), daemon.Options{
+		ConfigPath: *cfgPath, StateDir: *stateDir, Log: log, Level: level,
+		Version: version.Version, Nebula: version.Module(nebulaModule),
+	})
+	if err != nil {
+		log.Error("meshnode cannot run", "error", err)
+		fmt.Fprintln(stderr, "meshnode:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the snapshot as JSON")
+	sock := fs.String("socket", "", "agent socket")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c := status.Client{Socket: socketPath(*sock)}
+	if *asJSON {
+		raw, err := c.StatusRaw()
+		if err != nil {
+			fmt.Fprintln(stderr, "meshnode:", err)
+			return 1
+		}
+		_, _ = stdout.Write(raw)
+		return 0
+	}
+	s, err := c.Status()
+	if err != nil {
+		fmt.Fprintln(stderr, "meshnode:", err)
+		return 1
+	}
+	if err := s.WriteText(stdout); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := fs.String("socket", "", "agent socket")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	r, err := status.Client{Socket: socketPath(*sock)}.Reload()
+	if err != nil {
+		fmt.Fprintln(stderr, "meshnode:", err)
+		return 1
+	}
+	if !r.OK {
+		fmt.Fprintln(stderr, "meshnode: configuration rejected, the running one stays:", r.Error)
+		return 1
+	}
+	if r.Restarted {
+		fmt.Fprintln(stdout, "applied (nebula restarted: tunnels re-established)")
+	} else {
+		fmt.Fprintln(stdout, "applied in place")
+	}
+	return 0
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "show" && args[0] != "check") {
+		fmt.Fprint(stderr, "usage: meshnode config show|check [--config FILE]\n")
+		return 2
+	}
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	text, err := daemon.ShowConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "meshnode:", err)
+		return 1
+	}
+	switch {
+	case args[0] == "check":
+		fmt.Fprintln(stdout, *cfgPath+": ok")
+	case *asJSON:
+		b, _ := json.Marshal(map[string]string{"nebula": text})
+		fmt.Fprintln(stdout, string(b))
+	default:
+		fmt.Fprint(stdout, text)
+	}
+	return 0
 }

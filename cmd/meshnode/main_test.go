@@ -9,7 +9,7 @@ import (
 func TestVersion(t *testing.T) {
 	for _, arg := range []string{"--version", "version", "-V"} {
 		var out, errb bytes.Buffer
-		if code := run([]string{arg}, &out, &errb); code != 0 {
+		if code := run([]string{arg}, nil, &out, &errb); code != 0 {
 			t.Fatalf("%s: exit %d, stderr %q", arg, code, errb.String())
 		}
 		if !strings.HasPrefix(out.String(), "meshnode ") {
@@ -20,7 +20,7 @@ func TestVersion(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+	if code := run([]string{"frobnicate"}, nil, &out, &errb); code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
 	if !strings.Contains(errb.String(), `"frobnicate"`) {

@@ -1,0 +1,401 @@
+// Package config reads and validates the agent's UCI configuration,
+// /etc/config/meshnode.
+//
+// Parse turns the file into a Config, the desired state every concern of
+// the agent works from. Every error names the file, the section and the
+// option, so a node host can fix it with `uci set` or an editor.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/meshnode/meshnode/internal/uci"
+)
+
+// DefaultPath is where OpenWrt keeps the agent's configuration.
+const DefaultPath = "/etc/config/meshnode"
+
+// Roles a node can have.
+const (
+	RoleHub    = "hub"    // lighthouse, DNS for overlay names, gateway for its clients
+	RoleRelay  = "relay"  // relays for nodes behind hard NATs
+	RoleUplink = "uplink" // exit: forwards mesh traffic out of its own WAN
+	RoleClient = "client" // member only
+)
+
+// Defaults. MemoryLimit: a 64 MB router has ~40 MB free after boot;
+// Nebula's live heap is ~10 MB, so 20 MiB leaves room without letting the
+// GC run constantly.
+const (
+	DefaultPort        = 4242
+	DefaultCipher      = "chachapoly"
+	DefaultMTU         = 1300
+	DefaultDevice      = "meshnode0"
+	DefaultMetricsPort = 9642
+	DefaultMemoryLimit = 20 << 20
+	DefaultStateDir    = "/var/run/meshnode"
+	DefaultLHInterval  = 10
+)
+
+// Config is the desired state read from /etc/config/meshnode.
+type Config struct {
+	File string // path, for messages
+
+	Role    string
+	Address netip.Prefix // overlay address and network, e.g. 10.0.4.1/24
+	CA      string       // paths of PEM files
+	Cert    string
+	Key     string
+	Port    int // UDP listen port; 0 = any (clients behind NAT)
+	Cipher  string
+	MTU     int
+	Device  string
+	// Relays this node asks peers to use to reach it (overlay addresses).
+	Relays []netip.Addr
+	// DNSPort is where a hub answers overlay-name queries (on its overlay address).
+	DNSPort            int
+	LighthouseInterval int // seconds
+	Punch              bool
+	MetricsPort        int   // 0 = off
+	MemoryLimit        int64 // bytes; 0 = no limit
+	LogLevel           string
+	StateDir           string // holds the status socket
+
+	Lighthouses []Lighthouse
+	Routes      []Route
+	Rules       []Rule
+}
+
+// Lighthouse is a hub every node asks where its peers are.
+type Lighthouse struct {
+	Address   netip.Addr
+	Endpoints []string // public host:port
+}
+
+// Route sends traffic for Target into the overlay towards one of Via
+// (Nebula unsafe_routes, ECMP when several).
+type Route struct {
+	Target  netip.Prefix
+	Via     []netip.Addr
+	Metric  int
+	Install bool // add the kernel route (off when agent/wan manages routes)
+}
+
+// Rule is one inbound Nebula firewall rule added to the role's defaults.
+type Rule struct {
+	Proto     string // any, tcp, udp, icmp
+	Port      string // any, N or N-M
+	Host      string
+	Group     string
+	CIDR      string
+	LocalCIDR string
+}
+
+// Error names what is wrong and where.
+type Error struct {
+	File, Section, Option string
+	Msg                   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Section != "" {
+		fmt.Fprintf(&b, ": section '%s'", e.Section)
+	}
+	if e.Option != "" {
+		fmt.Fprintf(&b, " option '%s'", e.Option)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	f, err := uci.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return FromUCI(f)
+}
+
+// Parse validates UCI text; name is used in errors.
+func Parse(name string, data []byte) (*Config, error) {
+	f, err := uci.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return FromUCI(f)
+}
+
+// reader collects values from one section and remembers the first error,
+// so the conversion code reads as a list of options.
+type reader struct {
+	file string
+	sec  *uci.Section
+	err  error
+}
+
+func (r *reader) fail(opt, format string, args ...any) {
+	if r.err == nil {
+		r.err = &Error{File: r.file, Section: r.sec.Ref(), Option: opt, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (r *reader) str(opt, def string) string {
+	if v, ok := r.sec.Get(opt); ok {
+		return v
+	}
+	return def
+}
+
+func (r *reader) num(opt string, def, lo, hi int) int {
+	v, ok := r.sec.Get(opt)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(opt, "%q is not a number from %d to %d", v, lo, hi)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(opt string, def bool) bool {
+	v, ok := r.sec.Get(opt)
+	if !ok {
+		return def
+	}
+	// The spellings uci's config_get_bool accepts.
+	switch v {
+	case "1", "on", "true", "yes", "enabled":
+		return true
+	case "0", "off", "false", "no", "disabled":
+		return false
+	}
+	r.fail(opt, "%q is not a boolean (1/0, on/off, true/false, yes/no)", v)
+	return def
+}
+
+func (r *reader) addr(opt, v string) netip.Addr {
+	a, err := netip.ParseAddr(v)
+	if err != nil || !a.Is4() {
+		r.fail(opt, "%q is not an IPv4 address", v)
+	}
+	return a
+}
+
+func (r *reader) prefix(opt, v string) netip.Prefix {
+	p, err := netip.ParsePrefix(v)
+	if err != nil || !p.Addr().Is4() {
+		r.fail(opt, "%q is not an IPv4 network like 10.0.4.0/24", v)
+		return netip.Prefix{}
+	}
+	return p
+}
+
+func (r *reader) path(opt, def string) string {
+	v := r.str(opt, def)
+	if !strings.HasPrefix(v, "/") {
+		r.fail(opt, "%q is not an absolute path", v)
+	}
+	return v
+}
+
+var (
+	deviceRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`) // IFNAMSIZ-1
+	endpointRe = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
+	portRe     = regexp.MustCompile(`^(any|[0-9]{1,5}(-[0-9]{1,5})?)$`)
+	nameRe     = regexp.MustCompile(`^[A-Za-z0-9_.@:-]+$`)
+	memRe      = regexp.MustCompile(`^([0-9]+)([KMG]?)(i?B)?$`)
+)
+
+// FromUCI validates a parsed file.
+func FromUCI(f *uci.File) (*Config, error) {
+	c := &Config{File: f.Name}
+	ov := f.SectionsOfType("overlay")
+	if len(ov) == 0 {
+		return nil, &Error{File: f.Name, Msg: "no 'config overlay' section"}
+	}
+	if len(ov) > 1 {
+		return nil, &Error{File: f.Name, Section: ov[1].Ref(), Msg: "more than one 'config overlay' section"}
+	}
+	r := &reader{file: f.Name, sec: ov[0]}
+
+	c.Role = r.str("role", RoleClient)
+	switch c.Role {
+	case RoleHub, RoleRelay, RoleUplink, RoleClient:
+	default:
+		r.fail("role", "%q is not hub, relay, uplink or client", c.Role)
+	}
+	if v, ok := r.sec.Get("address"); !ok {
+		r.fail("address", "missing: the node's overlay address with its network, e.g. 10.0.4.130/24")
+	} else {
+		c.Address = r.prefix("address", v)
+	}
+	c.CA = r.path("ca", "/etc/meshnode/ca.crt")
+	c.Cert = r.path("cert", "/etc/meshnode/node.crt")
+	c.Key = r.path("key", "/etc/meshnode/node.key")
+	defPort := DefaultPort
+	if c.Role == RoleClient {
+		// Clients are dialled through the lighthouse's punching; a random
+		// port avoids collisions when two sit behind one NAT.
+		defPort = 0
+	}
+	c.Port = r.num("port", defPort, 0, 65535)
+	c.Cipher = r.str("cipher", DefaultCipher)
+	if c.Cipher != "aes" && c.Cipher != "chachapoly" {
+		r.fail("cipher", "%q is not aes or chachapoly", c.Cipher)
+	}
+	c.MTU = r.num("mtu", DefaultMTU, 576, 9000)
+	c.Device = r.str("device", DefaultDevice)
+	if !deviceRe.MatchString(c.Device) {
+		r.fail("device", "%q is not an interface name (up to 15 letters, digits, _ . -)", c.Device)
+	}
+	for _, v := range r.sec.List("relay") {
+		c.Relays = append(c.Relays, r.addr("relay", v))
+	}
+	c.DNSPort = r.num("dns_port", 53, 1, 65535)
+	c.LighthouseInterval = r.num("lighthouse_interval", DefaultLHInterval, 1, 3600)
+	c.Punch = r.boolean("punch", true)
+	defMetrics := DefaultMetricsPort
+	if c.Role == RoleClient {
+		defMetrics = 0 // members' routers are not scraped unless they opt in
+	}
+	c.MetricsPort = r.num("metrics_port", defMetrics, 0, 65535)
+	c.MemoryLimit = DefaultMemoryLimit
+	if v, ok := r.sec.Get("memory_limit"); ok {
+		c.MemoryLimit = parseMem(r, v)
+	}
+	c.LogLevel = r.str("log_level", "info")
+	switch c.LogLevel {
+	case "debug", "info", "warning", "error":
+	default:
+		r.fail("log_level", "%q is not debug, info, warning or error", c.LogLevel)
+	}
+	c.StateDir = r.path("state_dir", DefaultStateDir)
+	if r.err != nil {
+		return nil, r.err
+	}
+
+	for _, s := range f.SectionsOfType("lighthouse") {
+		r := &reader{file: f.Name, sec: s}
+		var lh Lighthouse
+		if v, ok := s.Get("address"); ok {
+			lh.Address = r.addr("address", v)
+		} else {
+			r.fail("address", "missing: the lighthouse's overlay address")
+		}
+		for _, e := range s.List("endpoint") {
+			if !endpointRe.MatchString(e) {
+				r.fail("endpoint", "%q is not host:port", e)
+			}
+			lh.Endpoints = append(lh.Endpoints, e)
+		}
+		if len(lh.Endpoints) == 0 {
+			r.fail("endpoint", "missing: the lighthouse's public host:port")
+		}
+		if r.err == nil && lh.Address == c.Address.Addr() {
+			r.fail("address", "%s is this node's own address; a hub lists no lighthouse for itself", lh.Address)
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		c.Lighthouses = append(c.Lighthouses, lh)
+	}
+	if c.Role != RoleHub && len(c.Lighthouses) == 0 {
+		return nil, &Error{File: f.Name, Section: "lighthouse",
+			Msg: "no 'config lighthouse' section: every role but hub needs at least one"}
+	}
+
+	for _, s := range f.SectionsOfType("route") {
+		r := &reader{file: f.Name, sec: s}
+		var rt Route
+		if v, ok := s.Get("target"); ok {
+			rt.Target = r.prefix("target", v)
+		} else {
+			r.fail("target", "missing: the network to route, e.g. 0.0.0.0/0")
+		}
+		for _, v := range s.List("via") {
+			a := r.addr("via", v)
+			if r.err == nil && c.Address.IsValid() && !c.Address.Masked().Contains(a) {
+				r.fail("via", "%s is not in the overlay network %s", a, c.Address.Masked())
+			}
+			rt.Via = append(rt.Via, a)
+		}
+		if len(rt.Via) == 0 {
+			r.fail("via", "missing: the overlay address of the node that forwards it")
+		}
+		rt.Metric = r.num("metric", 0, 0, 1<<31-1)
+		rt.Install = r.boolean("install", true)
+		if r.err != nil {
+			return nil, r.err
+		}
+		c.Routes = append(c.Routes, rt)
+	}
+
+	for _, s := range f.SectionsOfType("rule") {
+		r := &reader{file: f.Name, sec: s}
+		ru := Rule{Proto: r.str("proto", "any"), Port: r.str("port", "any"),
+			Host: r.str("host", ""), Group: r.str("group", ""), CIDR: r.str("cidr", ""),
+			LocalCIDR: r.str("local_cidr", "")}
+		switch ru.Proto {
+		case "any", "tcp", "udp", "icmp":
+		default:
+			r.fail("proto", "%q is not any, tcp, udp or icmp", ru.Proto)
+		}
+		if !portRe.MatchString(ru.Port) {
+			r.fail("port", "%q is not any, a port or a range like 1000-2000", ru.Port)
+		}
+		for opt, v := range map[string]string{"host": ru.Host, "group": ru.Group} {
+			if v != "" && !nameRe.MatchString(v) {
+				r.fail(opt, "%q has characters a certificate name or group cannot have", v)
+			}
+		}
+		if ru.CIDR != "" {
+			r.prefix("cidr", ru.CIDR)
+		}
+		if ru.LocalCIDR != "" {
+			r.prefix("local_cidr", ru.LocalCIDR)
+		}
+		if ru.Host == "" && ru.Group == "" && ru.CIDR == "" {
+			r.fail("host", "a rule needs host, group or cidr (host 'any' allows everyone)")
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		c.Rules = append(c.Rules, ru)
+	}
+	return c, nil
+}
+
+func parseMem(r *reader, v string) int64 {
+	if v == "0" || v == "off" {
+		return 0
+	}
+	m := memRe.FindStringSubmatch(v)
+	if m == nil {
+		r.fail("memory_limit", "%q is not a size like 20M (or off)", v)
+		return 0
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30}[m[2]]
+	if err != nil || n > 1<<40>>shift {
+		r.fail("memory_limit", "%q is too large", v)
+		return 0
+	}
+	n <<= shift
+	if n < 4<<20 {
+		// Below this the GC runs continuously and the agent starves the router.
+		r.fail("memory_limit", "%q is below 4M", v)
+	}
+	return n
+}
+
+// SocketPath is where the status API listens.
+func (c *Config) SocketPath() string { return c.StateDir + "/meshnode.sock" }

@@ -1,0 +1,239 @@
+// Package overlay runs the embedded Nebula overlay: it turns the agent's
+// configuration into Nebula's, checks the node's certificate before Nebula
+// sees it, starts Nebula in-process, applies reloads in place where Nebula
+// can, and reports peers for the status snapshot.
+package overlay
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meshnode/meshnode/agent/config"
+)
+
+// Material is the PEM text of the node's PKI files. Nebula gets it inline,
+// so what the agent checked is exactly what Nebula runs with.
+type Material struct {
+	CA, Cert, Key string
+}
+
+// Redacted replaces the private key in a Nebula settings map.
+const Redacted = "<redacted: private key>"
+
+type m = map[string]any
+
+// Settings builds Nebula's configuration for c as the map Nebula reads.
+func Settings(c *config.Config, pem Material) map[string]any {
+	hub := c.Role == config.RoleHub
+	s := m{
+		"pki": m{
+			"ca": pem.CA, "cert": pem.Cert, "key": pem.Key,
+			// A revoked or expired peer is dropped on reload, not at its
+			// next handshake.
+			"disconnect_invalid": true,
+		},
+		// Nebula cannot change the cipher of a running process and peers
+		// with different ciphers cannot talk: it is the mesh's, not the node's.
+		"cipher": c.Cipher,
+		"listen": m{
+			"host": "0.0.0.0",
+			"port": c.Port,
+			// Tell a peer whose tunnel we lost at once, so it re-handshakes
+			// instead of waiting for its connection timeout.
+			"send_recv_error": "always",
+		},
+		"punchy": m{"punch": c.Punch, "respond": c.Punch},
+		"tun": m{
+			"dev":                  c.Device,
+			"mtu":                  c.MTU,
+			"drop_local_broadcast": true,
+			"drop_multicast":       true,
+		},
+		"handshakes": m{"try_interval": "100ms", "retries": 10},
+		"logging":    m{"level": c.LogLevel, "format": "text"},
+		"firewall":   firewall(c),
+	}
+
+	lh := m{
+		"am_lighthouse": hub,
+		"interval":      c.LighthouseInterval,
+	}
+	if hub {
+		lh["serve_dns"] = true
+		lh["dns"] = m{"host": c.Address.Addr().String(), "port": c.DNSPort}
+	}
+	hosts := []any{}
+	shm := m{}
+	for _, l := range c.Lighthouses {
+		hosts = append(hosts, l.Address.String())
+		eps := []any{}
+		for _, e := range l.Endpoints {
+			eps = append(eps, e)
+		}
+		shm[l.Address.String()] = eps
+	}
+	if !hub {
+		lh["hosts"] = hosts
+	}
+	s["lighthouse"] = lh
+	s["static_host_map"] = shm
+
+	relays := []any{}
+	for _, r := range c.Relays {
+		relays = append(relays, r.String())
+	}
+	s["relay"] = m{
+		"am_relay":   c.Role == config.RoleRelay,
+		"use_relays": true,
+		"relays":     relays,
+	}
+
+	if len(c.Routes) > 0 {
+		var routes []any
+		for _, r := range c.Routes {
+			e := m{"route": r.Target.String(), "install": r.Install}
+			if r.Metric != 0 {
+				e["metric"] = r.Metric
+			}
+			if len(r.Via) == 1 {
+				e["via"] = r.Via[0].String()
+			} else {
+				var gws []any
+				for _, v := range r.Via {
+					gws = append(gws, m{"gateway": v.String(), "weight": 1})
+				}
+				e["via"] = gws
+			}
+			routes = append(routes, e)
+		}
+		s["tun"].(m)["unsafe_routes"] = routes
+	}
+	return s
+}
+
+// firewall gives each role the inbound rules it needs to do its job; the
+// node's own fw4 zone still decides what reaches the router itself.
+func firewall(c *config.Config) m {
+	rule := func(proto, port string, kv ...string) m {
+		r := m{"proto": proto, "port": port}
+		for i := 0; i+1 < len(kv); i += 2 {
+			r[kv[i]] = kv[i+1]
+		}
+		return r
+	}
+	in := []any{rule("icmp", "any", "host", "any")}
+	switch c.Role {
+	case config.RoleHub:
+		in = append(in,
+			rule("udp", fmt.Sprint(c.DNSPort), "host", "any"),
+			rule("tcp", "80", "host", "any")) // the opkg feed, served on the hub
+	case config.RoleUplink:
+		// Exit traffic is addressed to the internet, not to us: Nebula only
+		// lets it through with a local_cidr covering the destination.
+		in = append(in, rule("any", "any", "host", "any", "local_cidr", "0.0.0.0/0"))
+	}
+	if c.MetricsPort != 0 {
+		in = append(in, rule("tcp", fmt.Sprint(c.MetricsPort), "host", "any"))
+	}
+	for _, r := range c.Rules {
+		e := rule(r.Proto, r.Port)
+		for k, v := range map[string]string{"host": r.Host, "group": r.Group, "cidr": r.CIDR, "local_cidr": r.LocalCIDR} {
+			if v != "" {
+				e[k] = v
+			}
+		}
+		in = append(in, e)
+	}
+	return m{
+		"outbound_action": "drop",
+		"inbound_action":  "drop",
+		"conntrack":       m{"tcp_timeout": "12m", "udp_timeout": "3m", "default_timeout": "10m"},
+		"outbound":        []any{rule("any", "any", "host", "any")},
+		"inbound":         in,
+	}
+}
+
+// YAML renders settings the way Nebula's config loader reads them.
+func YAML(settings map[string]any) (string, error) {
+	b, err := yaml.Marshal(settings)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// Redact returns a copy of settings safe to print: no private key.
+func Redact(settings map[string]any) map[string]any {
+	out := make(map[string]any, len(settings))
+	for k, v := range settings {
+		out[k] = v
+	}
+	if pki, ok := settings["pki"].(m); ok {
+		p := make(m, len(pki))
+		for k, v := range pki {
+			p[k] = v
+		}
+		p["key"] = Redacted
+		out["pki"] = p
+	}
+	return out
+}
+
+// reloadable lists the settings Nebula applies to a running process
+// (those its reload callbacks watch). Anything else needs a restart.
+var reloadable = []string{
+	"pki.ca", "pki.cert", "pki.key", "pki.disconnect_invalid",
+	"firewall", "lighthouse.hosts", "lighthouse.interval", "static_host_map",
+	"punchy", "relay", "tun.mtu", "tun.unsafe_routes", "logging",
+	"listen.send_recv_error",
+}
+
+// NeedsRestart lists the settings that differ between old and new and
+// that Nebula cannot change in place, sorted; empty means reload in place.
+func NeedsRestart(old, new map[string]any) []string {
+	var out []string
+	diffPaths("", old, new, &out)
+	var hard []string
+	for _, p := range out {
+		ok := slices.ContainsFunc(reloadable, func(r string) bool {
+			return p == r || strings.HasPrefix(p, r+".")
+		})
+		if !ok {
+			hard = append(hard, p)
+		}
+	}
+	slices.Sort(hard)
+	return hard
+}
+
+// diffPaths appends the dotted paths of the leaves (or non-map values)
+// that differ between a and b.
+func diffPaths(prefix string, a, b any, out *[]string) {
+	am, aok := a.(m)
+	bm, bok := b.(m)
+	if !aok || !bok {
+		ay, _ := yaml.Marshal(a)
+		by, _ := yaml.Marshal(b)
+		if string(ay) != string(by) {
+			*out = append(*out, prefix)
+		}
+		return
+	}
+	keys := map[string]bool{}
+	for k := range am {
+		keys[k] = true
+	}
+	for k := range bm {
+		keys[k] = true
+	}
+	for k := range keys {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		diffPaths(p, am[k], bm[k], out)
+	}
+}
