@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -19,15 +20,19 @@ type Request struct {
 	Text   string `json:"text,omitempty"`
 	Sender string `json:"sender,omitempty"`
 	N      int    `json:"n,omitempty"`
+	// ID (send, alert; optional, non-zero) makes a retried post
+	// idempotent: the same id is accepted once.
+	ID uint32 `json:"id,omitempty"`
 }
 
 // Reply is the answer; Error is set on failure.
 type Reply struct {
-	Error    string        `json:"error,omitempty"`
-	Key      string        `json:"key,omitempty"`
-	Verified *bool         `json:"verified,omitempty"`
-	Status   *Status       `json:"status,omitempty"`
-	Messages []MessageJSON `json:"messages,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Key       string        `json:"key,omitempty"`
+	Duplicate bool          `json:"duplicate,omitempty"`
+	Verified  *bool         `json:"verified,omitempty"`
+	Status    *Status       `json:"status,omitempty"`
+	Messages  []MessageJSON `json:"messages,omitempty"`
 }
 
 // MessageJSON is a message as the API shows it.
@@ -39,6 +44,9 @@ type MessageJSON struct {
 	Text     string `json:"text"`
 	Verified bool   `json:"verified,omitempty"`
 }
+
+// maxRequest bounds one API request: a 2048-byte text, JSON-escaped.
+const maxRequest = 8 << 10
 
 // ServeAPI listens on the unix socket until ctx ends.
 func (b *Bridge) ServeAPI(ctx context.Context) error {
@@ -66,7 +74,9 @@ func (b *Bridge) serveConn(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	var req Request
-	if err := json.NewDecoder(c).Decode(&req); err != nil {
+	// One request of at most 8 KiB: a client cannot make us buffer more.
+	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
+		b.badInput("api: %v", err)
 		json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error()})
 		return
 	}
@@ -83,16 +93,18 @@ func (b *Bridge) Handle(req Request) Reply {
 		}
 		text := message.Sanitize([]byte(req.Text))
 		if text == "" || len(text) > message.MaxBody {
+			b.badInput("api: %s: text of %d bytes", req.Method, len(text))
 			return Reply{Error: "text must be 1 to 2048 bytes"}
 		}
 		if len(req.Sender) > 32 {
+			b.badInput("api: %s: sender of %d bytes", req.Method, len(req.Sender))
 			return Reply{Error: "sender name over 32 bytes"}
 		}
-		m, err := b.Post(kind, message.Sanitize([]byte(req.Sender)), text)
+		m, dup, err := b.Post(kind, message.Sanitize([]byte(req.Sender)), text, req.ID)
 		if err != nil {
-			return Reply{Error: err.Error()}
+			return Reply{Error: "not accepted: " + err.Error()}
 		}
-		r := Reply{Key: m.Key.String()}
+		r := Reply{Key: m.Key.String(), Duplicate: dup}
 		if kind == message.Alert {
 			_, signed, ok := alert.Verify(b.cfg.AlertKeys, text)
 			v := signed && ok
@@ -117,7 +129,8 @@ func (b *Bridge) Handle(req Request) Reply {
 		}
 		return Reply{Messages: out}
 	}
-	return Reply{Error: "unknown method " + req.Method}
+	b.badInput("api: unknown method %q", req.Method)
+	return Reply{Error: "unknown method " + message.Sanitize([]byte(req.Method))}
 }
 
 // Call sends one request to a bridge's socket.

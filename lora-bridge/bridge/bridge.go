@@ -50,13 +50,23 @@ type Config struct {
 	// Retransmit is the first peer retransmission timeout [1 s].
 	Retransmit time.Duration
 	Log        *log.Logger
+	// Now is the clock for pacing, grace, reassembly and retransmission
+	// [time.Now]; tests pass a fake one instead of sleeping.
+	Now func() time.Time
+}
+
+// Radio is the link the bridge sends through: *radio.Link in production,
+// a recorder in unit tests.
+type Radio interface {
+	Send(p *meshpb.MeshPacket) error
+	Stats() radio.Stats
 }
 
 // Bridge is the running service.
 type Bridge struct {
 	cfg  Config
 	j    *journal.Journal
-	link *radio.Link
+	link Radio
 
 	mu        sync.Mutex
 	up        bool
@@ -73,6 +83,14 @@ type Bridge struct {
 // Counters are reported by status.
 type Counters struct {
 	FromRadio, ToRadio, FromPeers, ToPeers, Dropped, Unverified, NAKs, BudgetWaits uint64
+	// BadInput counts garbage from peers and the API, undecodable
+	// routing payloads; Ignored counts packets on ports the bridge does
+	// not carry (position, telemetry, ...).
+	BadInput, Ignored uint64
+	// JournalErrors counts messages the journal refused (full, disk
+	// error): not accepted, so the sender keeps them (peers retransmit,
+	// the API reports the error).
+	JournalErrors uint64
 }
 
 type inflight struct {
@@ -113,12 +131,30 @@ func New(cfg Config, j *journal.Journal) *Bridge {
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Bridge{cfg: cfg, j: j, lastSent: map[uint8]time.Time{}, parts: map[partKey]*partial{},
 		wake: make(chan struct{}, 1), queueFree: 1}
 }
 
 // SetLink attaches the radio link (it is built with the bridge as handler).
-func (b *Bridge) SetLink(l *radio.Link) { b.link = l }
+func (b *Bridge) SetLink(l Radio) { b.link = l }
+
+func (b *Bridge) now() time.Time { return b.cfg.Now() }
+
+// badInput counts and logs input that was refused. Logging is thinned
+// (1st, 2nd, 4th, 8th, ... occurrence) so a peer spraying garbage cannot
+// fill the log on flash.
+func (b *Bridge) badInput(format string, a ...any) {
+	b.mu.Lock()
+	b.counters.BadInput++
+	n := b.counters.BadInput
+	b.mu.Unlock()
+	if n&(n-1) == 0 {
+		b.cfg.Log.Printf("bad input (%d so far): "+format, append([]any{n}, a...)...)
+	}
+}
 
 func (b *Bridge) kick() {
 	select {
@@ -173,7 +209,10 @@ func (b *Bridge) QueueStatus(q meshpb.QueueStatus) {
 	defer b.mu.Unlock()
 	b.queueFree = q.Free
 	if f := b.inflight; f != nil && q.MeshPacketID == f.id && q.Res == 0 && f.queued.IsZero() {
-		f.queued = time.Now()
+		f.queued = b.now()
+		// Step again as soon as the grace for a NAK is over, not on the
+		// next tick.
+		time.AfterFunc(b.cfg.Grace, b.kick)
 	}
 }
 
@@ -191,6 +230,9 @@ func (b *Bridge) Packet(p *meshpb.MeshPacket) {
 	d := &p.Decoded
 	if d.Portnum == meshpb.PortRouting {
 		r, err := meshpb.UnmarshalRouting(d.Payload)
+		if err != nil {
+			b.badInput("radio: routing payload from !%08x: %v", p.From, err)
+		}
 		b.mu.Lock()
 		if f := b.inflight; err == nil && f != nil && d.RequestID == f.id && r.ErrorReason != meshpb.ErrNone {
 			f.nak, f.hasNak = r.ErrorReason, true
@@ -200,7 +242,14 @@ func (b *Bridge) Packet(p *meshpb.MeshPacket) {
 		return
 	}
 	// Our own packets, MQTT echoes: never back over IP (loops).
-	if p.From == own || p.ViaMQTT || (d.Portnum != meshpb.PortText && d.Portnum != meshpb.PortAlert) {
+	if p.From == own || p.ViaMQTT {
+		return
+	}
+	if d.Portnum != meshpb.PortText && d.Portnum != meshpb.PortAlert {
+		// Position, telemetry, unknown and private ports stay on LoRa.
+		b.mu.Lock()
+		b.counters.Ignored++
+		b.mu.Unlock()
 		return
 	}
 	kind := uint8(message.Text)
@@ -217,7 +266,7 @@ func (b *Bridge) Packet(p *meshpb.MeshPacket) {
 		}
 		key = message.Key{Origin: p.From, ID: 0xff000000 | part.Tag}
 	}
-	b.accept(message.Message{Key: key, Kind: kind, Time: time.Now().Unix(), RadioID: RandomID(),
+	b.accept(message.Message{Key: key, Kind: kind, Time: b.now().Unix(), RadioID: RandomID(),
 		Sender: "!" + hex8(p.From), Body: body}, b.peerDests(), "radio")
 }
 
@@ -234,7 +283,7 @@ func hex8(v uint32) string {
 func (b *Bridge) reassemble(from uint32, p message.Part, kind uint8) (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := time.Now()
+	now := b.now()
 	for k, v := range b.parts {
 		if now.Sub(v.first) > 10*time.Minute {
 			delete(b.parts, k)
@@ -286,9 +335,12 @@ func (b *Bridge) accept(m message.Message, dests []string, from string) (dup boo
 	dup, err = b.j.Accept(m, dests)
 	if err != nil {
 		b.mu.Lock()
-		b.counters.Dropped++
+		b.counters.JournalErrors++
+		n := b.counters.JournalErrors
 		b.mu.Unlock()
-		b.cfg.Log.Printf("journal: message %v from %s not accepted: %v", m.Key, from, err)
+		if n&(n-1) == 0 {
+			b.cfg.Log.Printf("journal: message %v from %s not accepted (%d so far): %v", m.Key, from, n, err)
+		}
 		return false, err
 	}
 	if !dup {
@@ -310,13 +362,18 @@ func (b *Bridge) accept(m message.Message, dests []string, from string) (dup boo
 }
 
 // Post accepts a message from the local API; it is durable on return.
-func (b *Bridge) Post(kind uint8, sender, text string) (message.Message, error) {
-	m := message.Message{Key: message.Key{Origin: b.cfg.NodeID, ID: RandomID()}, Kind: kind,
-		Time: time.Now().Unix(), RadioID: RandomID(), Sender: sender, Body: text}
-	if _, err := b.accept(m, append([]string{DestRadio}, b.peerDests()...), "api"); err != nil {
-		return m, err
+// id 0 picks a random id; a client that retries after an error passes
+// its own id so that a post whose answer was lost is not accepted twice.
+func (b *Bridge) Post(kind uint8, sender, text string, id uint32) (m message.Message, dup bool, err error) {
+	if id == 0 {
+		id = RandomID()
 	}
-	return m, b.j.Sync()
+	m = message.Message{Key: message.Key{Origin: b.cfg.NodeID, ID: id}, Kind: kind,
+		Time: b.now().Unix(), RadioID: RandomID(), Sender: sender, Body: text}
+	if dup, err = b.accept(m, append([]string{DestRadio}, b.peerDests()...), "api"); err != nil {
+		return m, false, err
+	}
+	return m, dup, b.j.Sync()
 }
 
 // Run drives the radio sender and the periodic journal sync until ctx ends.
@@ -338,7 +395,7 @@ func (b *Bridge) Run(ctx context.Context) {
 			}
 			continue
 		}
-		b.step(time.Now())
+		b.step(b.now())
 	}
 }
 
@@ -370,12 +427,13 @@ func (b *Bridge) step(now time.Time) {
 			b.cfg.Log.Printf("radio: message %v refused as too large; dropped", f.msg.Key)
 			b.counters.Dropped++
 			b.finishLocked(f)
-			return
+			f = nil // go on with the next message in this step
 		case !f.queued.IsZero() && now.Sub(f.queued) >= b.cfg.Grace:
 			f.part++
 			if f.part == len(f.parts) {
 				b.finishLocked(f)
-				return
+				f = nil
+				break
 			}
 			f.sentAt, f.queued, f.hasNak = time.Time{}, time.Time{}, false
 		case f.queued.IsZero() && now.Sub(f.sentAt) > 10*time.Second:
@@ -456,7 +514,7 @@ func (b *Bridge) Snapshot() Status {
 	b.mu.Lock()
 	s := Status{NodeNum: "!" + hex8(b.info.NodeNum), Counters: b.counters}
 	if b.cfg.Budget != nil {
-		s.Airtime = AirtimeStatus{b.cfg.Budget.Used(time.Now()).Milliseconds(), b.cfg.Budget.Limit().Milliseconds()}
+		s.Airtime = AirtimeStatus{b.cfg.Budget.Used(b.now()).Milliseconds(), b.cfg.Budget.Limit().Milliseconds()}
 	}
 	b.mu.Unlock()
 	if b.link != nil {

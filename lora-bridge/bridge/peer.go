@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -114,7 +115,7 @@ func (b *Bridge) RunPeers(ctx context.Context) {
 		case <-tick.C:
 		case <-p.wake:
 		}
-		p.send(time.Now())
+		p.send(p.b.now())
 	}
 }
 
@@ -167,52 +168,73 @@ func (p *peers) receive(ctx context.Context) {
 			}
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		p.mu.Lock()
-		ps := p.byIP[from]
-		p.mu.Unlock()
-		if ps == nil || n < len(magic)+1 || string(buf[:len(magic)]) != magic {
-			continue // not a configured peer, or garbage: ignored
+		p.handle(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), buf[:n])
+	}
+}
+
+// handle serves one datagram from.
+func (p *peers) handle(from netip.AddrPort, d []byte) {
+	p.mu.Lock()
+	ps := p.byIP[from]
+	p.mu.Unlock()
+	if ps == nil {
+		// Not a configured peer: the overlay authenticates peers, the
+		// address list is the only authorisation.
+		p.b.badInput("peer: datagram from unknown address %v", from)
+		return
+	}
+	if len(d) < len(magic)+1 || string(d[:len(magic)]) != magic {
+		p.b.badInput("peer %s: %d bytes without the %s header", ps.Name, len(d), magic)
+		return
+	}
+	body := d[len(magic)+1:]
+	switch d[len(magic)] {
+	case typData:
+		m, rest, err := message.Decode(body)
+		if err == nil && len(rest) != 0 {
+			err = errors.New("trailing bytes")
 		}
-		body := buf[len(magic)+1 : n]
-		switch buf[len(magic)] {
-		case typData:
-			m, _, err := message.Decode(body)
-			if err != nil {
-				continue
-			}
-			// Signed alerts are verified again here, by our own keys.
-			if _, err := p.b.accept(m, []string{DestRadio}, "peer:"+ps.Name); err != nil {
-				continue // not journaled: no ack, the peer retransmits
-			}
-			// Ack only what is durable.
-			if err := p.b.j.Sync(); err != nil {
-				continue
-			}
-			ack := append([]byte(magic), typAck)
-			ack = binary.BigEndian.AppendUint32(ack, m.Key.Origin)
-			ack = binary.BigEndian.AppendUint32(ack, m.Key.ID)
-			_, _ = p.conn.WriteToUDPAddrPort(ack, from)
-		case typAck:
-			for ; len(body) >= 8; body = body[8:] {
-				k := message.Key{Origin: binary.BigEndian.Uint32(body), ID: binary.BigEndian.Uint32(body[4:])}
-				p.mu.Lock()
-				_, ok := ps.unacked[k]
-				delete(ps.unacked, k)
-				if ok {
-					ps.acked++
-					ps.lastAck = time.Now()
-				}
-				p.mu.Unlock()
-				if ok {
-					if err := p.b.j.Done(k, "peer:"+ps.Name); err == nil {
-						p.b.mu.Lock()
-						p.b.counters.ToPeers++
-						p.b.mu.Unlock()
-					}
-				}
-			}
-			p.kick()
+		if err != nil {
+			p.b.badInput("peer %s: %v", ps.Name, err)
+			return
 		}
+		// Signed alerts are verified again here, by our own keys.
+		if _, err := p.b.accept(m, []string{DestRadio}, "peer:"+ps.Name); err != nil {
+			return // not journaled: no ack, the peer retransmits
+		}
+		// Ack only what is durable.
+		if err := p.b.j.Sync(); err != nil {
+			p.b.cfg.Log.Printf("journal: sync: %v", err)
+			return
+		}
+		ack := append([]byte(magic), typAck)
+		ack = binary.BigEndian.AppendUint32(ack, m.Key.Origin)
+		ack = binary.BigEndian.AppendUint32(ack, m.Key.ID)
+		_, _ = p.conn.WriteToUDPAddrPort(ack, from)
+	case typAck:
+		if len(body) == 0 || len(body)%8 != 0 {
+			p.b.badInput("peer %s: ack of %d bytes", ps.Name, len(body))
+		}
+		for ; len(body) >= 8; body = body[8:] {
+			k := message.Key{Origin: binary.BigEndian.Uint32(body), ID: binary.BigEndian.Uint32(body[4:])}
+			p.mu.Lock()
+			_, ok := ps.unacked[k]
+			delete(ps.unacked, k)
+			if ok {
+				ps.acked++
+				ps.lastAck = p.b.now()
+			}
+			p.mu.Unlock()
+			if ok {
+				if err := p.b.j.Done(k, "peer:"+ps.Name); err == nil {
+					p.b.mu.Lock()
+					p.b.counters.ToPeers++
+					p.b.mu.Unlock()
+				}
+			}
+		}
+		p.kick()
+	default:
+		p.b.badInput("peer %s: unknown datagram type %d", ps.Name, d[len(magic)])
 	}
 }

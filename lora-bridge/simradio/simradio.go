@@ -32,6 +32,10 @@ type Config struct {
 	// Link is a stable path (symlink) to the current pty, like a device
 	// name that stays the same across re-plugs. Optional.
 	Link string
+	// OnAir, if set, is called with each host packet the radio transmits,
+	// as soon as its frame is read (benchmarks time the bridge with it).
+	// It runs with the radio locked: it must not call the radio.
+	OnAir func(p meshpb.MeshPacket)
 }
 
 // Stats counts what the radio did with the host's packets.
@@ -363,6 +367,9 @@ func (r *Radio) packet(p *meshpb.MeshPacket) {
 	q := p.Clone()
 	q.From = r.cfg.NodeNum // the firmware overwrites from
 	r.air = append(r.air, q)
+	if r.cfg.OnAir != nil {
+		r.cfg.OnAir(q)
+	}
 	r.queueStatus(p.ID, 0)
 	if p.WantAck {
 		// Broadcast: a neighbour's rebroadcast is an implicit ACK whose
