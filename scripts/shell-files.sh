@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 find packages -path '*/files/*' -type f | while read -r f; do
 	case "$f" in
-	*.init|*postinst*|*prerm*|*preinst*|*postrm*|*/uci-defaults/*|*/hotplug.d/*) echo "$f" ;;
+	*.init|*.hotplug|*.rpcd|*postinst*|*prerm*|*preinst*|*postrm*|*/[0-9][0-9]-*|*/[0-9][0-9]_*) echo "$f" ;;
 	*) head -n1 "$f" | grep -q '^#!/bin/sh' && echo "$f" ;;
 	esac
 done

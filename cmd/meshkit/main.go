@@ -32,6 +32,9 @@ commands:
   build               cross-compile every package and write signed feeds (what 'make' runs)
   feed verify DIR...  check every signature, size and checksum of one or more feeds
   feed keygen DIR     make a release key pair (usign + OpenPGP) on an offline machine
+  ca init|sign|revoke|renew   the offline certificate authority (Nebula CA, ledger, blocklist)
+  bundle export       write a signed USB bundle (feeds, CA, blocklist, waiting certificates)
+  inventory           Prometheus file_sd targets and an Ansible inventory from the CA ledger
   version             print the version
 
 Run 'meshkit <command> -h' for the options of a command.
@@ -73,6 +76,12 @@ func run(ctx context.Context, e env, args []string) int {
 		default:
 			err = usageError(fmt.Sprintf("unknown command 'feed %s'", args[1]))
 		}
+	case "ca":
+		err = cmdCA(e, args[1:])
+	case "bundle":
+		err = cmdBundle(e, args[1:])
+	case "inventory":
+		err = cmdInventory(e, args[1:])
 	case "version", "--version", "-V":
 		fmt.Fprintln(e.stdout, version.String("meshkit"))
 	case "help", "-h", "--help":

@@ -19,6 +19,8 @@ import (
 	"github.com/meshnode/meshnode/agent/config"
 	"github.com/meshnode/meshnode/agent/daemon"
 	"github.com/meshnode/meshnode/agent/status"
+	"github.com/meshnode/meshnode/ca/enroll"
+	"github.com/meshnode/meshnode/feeds/bundle"
 	"github.com/meshnode/meshnode/internal/version"
 )
 
@@ -33,6 +35,12 @@ commands:
   config show [--config FILE]              print the generated Nebula configuration, key redacted
   config check [--config FILE]             validate the configuration and certificates
   rpcd list | rpcd call <method>           the rpcd exec plugin (ubus object "meshnode")
+  enroll --name N --role R [--groups G] [--out FILE|DIR|-]
+                                           make this node's key pair and a signing request
+  enroll --import FILE|DIR [--ca-fingerprint FP]
+                                           install the certificate the CA signed, then reload
+  bundle import [--keys DIR] [--no-upgrade] DIR
+                                           verify and apply a signed USB bundle
   version                                  print the agent and Nebula versions (also --version, -V)
   help                                     show this text
 `
@@ -66,6 +74,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdReload(args[1:], stdout, stderr)
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "enroll":
+		return enroll.Main(context.Background(), nil, args[1:], stdout, stderr)
+	case "bundle":
+		return bundle.Main(context.Background(), nil, args[1:], stdout, stderr)
 	case "rpcd":
 		fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
 		sock := fs.String("socket", "", "")

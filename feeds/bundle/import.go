@@ -1,0 +1,439 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/ca"
+	"github.com/meshnode/meshnode/ca/enroll"
+	"github.com/meshnode/meshnode/feeds/index"
+	"github.com/meshnode/meshnode/feeds/usign"
+	"github.com/meshnode/meshnode/internal/atomicfile"
+	"github.com/meshnode/meshnode/lora-bridge/alert"
+)
+
+// RefusedError says why a bundle was refused; nothing was applied.
+type RefusedError struct {
+	File string // the file at fault, with the bundle directory
+	Msg  string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("bundle refused, nothing applied: %s: %s", e.File, e.Msg)
+}
+
+func refuse(dir, file, format string, args ...any) error {
+	return &RefusedError{File: filepath.Join(dir, filepath.FromSlash(file)), Msg: fmt.Sprintf(format, args...)}
+}
+
+// verifySignature reads MANIFEST and checks MANIFEST.sig against keys.
+func verifySignature(dir string, keys map[string]*usign.PublicKey) (*Manifest, error) {
+	body, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, refuse(dir, ManifestFile, "missing: not a bundle, or the export did not finish")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sigData, err := os.ReadFile(filepath.Join(dir, SigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, refuse(dir, SigFile, "missing: the bundle is not signed (or the export did not finish)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sig, err := usign.ParseSignature(sigData)
+	if err != nil {
+		return nil, refuse(dir, SigFile, "%v", err)
+	}
+	pub, ok := keys[sig.Fingerprint()]
+	if !ok {
+		return nil, refuse(dir, SigFile, "signed by key %s, which is not trusted here", sig.Fingerprint())
+	}
+	if err := usign.Verify(pub, body, sig); err != nil {
+		return nil, refuse(dir, ManifestFile, "does not match its signature (changed, damaged or half-written)")
+	}
+	m, err := ParseManifest(body)
+	if err != nil {
+		return nil, refuse(dir, ManifestFile, "%v", err)
+	}
+	return m, nil
+}
+
+// State is what a node remembers of the last bundle it applied.
+type State struct {
+	Version uint64
+	Created time.Time
+	Digest  string // SHA-256 of the manifest
+}
+
+func (s State) marshal() []byte {
+	return fmt.Appendf(nil, "version %d\ncreated %s\ndigest %s\n", s.Version, s.Created.UTC().Format(time.RFC3339), s.Digest)
+}
+
+func parseState(data []byte) (State, error) {
+	var s State
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		var err error
+		switch k {
+		case "version":
+			s.Version, err = strconv.ParseUint(v, 10, 64)
+		case "created":
+			s.Created, err = time.Parse(time.RFC3339, v)
+		case "digest":
+			s.Digest = v
+		default:
+			err = fmt.Errorf("unknown line %q", clip(l))
+		}
+		if err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// Verified is a bundle whose every file matched the signed manifest. Small
+// files are kept in memory, so what was checked is what gets used.
+type Verified struct {
+	Dir      string
+	Manifest *Manifest
+	Digest   string
+	small    map[string][]byte
+}
+
+// Verify checks the signature, the rollback state and every file of the
+// bundle in dir. Files in the bundle that the manifest does not list are
+// refused too, apart from the unsigned write-back areas.
+func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified, error) {
+	m, err := verifySignature(dir, keys)
+	if err != nil {
+		return nil, err
+	}
+	body := m.Marshal()
+	sum := sha256.Sum256(body)
+	v := &Verified{Dir: dir, Manifest: m, Digest: hex.EncodeToString(sum[:]), small: map[string][]byte{}}
+	switch {
+	case m.Version < last.Version:
+		return nil, refuse(dir, ManifestFile, "version %d is older than version %d applied here on %s: refusing a rollback",
+			m.Version, last.Version, last.Created.UTC().Format(time.RFC3339))
+	case m.Version == last.Version && v.Digest != last.Digest:
+		return nil, refuse(dir, ManifestFile, "version %d was already applied here with different content: refusing it", m.Version)
+	case m.Created.Before(last.Created):
+		return nil, refuse(dir, ManifestFile, "created %s, before the bundle applied here (%s): refusing a rollback",
+			m.Created.Format(time.RFC3339), last.Created.UTC().Format(time.RFC3339))
+	}
+	listed := map[string]bool{}
+	for _, f := range m.Files {
+		listed[f.Path] = true
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		top, _, _ := strings.Cut(rel, "/")
+		if top == RequestsDir || top == StatusDir || rel == ManifestFile || rel == SigFile {
+			if d.IsDir() && (top == RequestsDir || top == StatusDir) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(path.Base(rel), ".") {
+			// Staging files of an interrupted export, or the OS's own
+			// (.Trashes, .fseventsd): never read, so harmless.
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return refuse(dir, rel, "not a regular file")
+		}
+		if !listed[rel] {
+			return refuse(dir, rel, "not listed in the signed MANIFEST")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range m.Files {
+		keep := !strings.HasPrefix(f.Path, FeedDir+"/") && !strings.HasPrefix(f.Path, FirmwareDir+"/")
+		data, err := checkFile(dir, f, keep)
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			v.small[f.Path] = data
+		}
+	}
+	return v, nil
+}
+
+// checkFile hashes one file and compares it with the manifest.
+func checkFile(dir string, f File, keep bool) ([]byte, error) {
+	fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, refuse(dir, f.Path, "missing (listed in MANIFEST; was the drive pulled during export?)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	var buf bytes.Buffer
+	w := io.Writer(h)
+	if keep {
+		w = io.MultiWriter(h, &buf)
+	}
+	// Read one byte past the size so a longer file shows.
+	n, err := io.Copy(w, io.LimitReader(fh, f.Size+1))
+	if err != nil {
+		return nil, refuse(dir, f.Path, "read error: %v", err)
+	}
+	if n != f.Size {
+		return nil, refuse(dir, f.Path, "size differs from the signed MANIFEST (cut short or changed)")
+	}
+	if hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return nil, refuse(dir, f.Path, "SHA-256 does not match the signed MANIFEST (changed or damaged)")
+	}
+	return buf.Bytes(), nil
+}
+
+// Opkg installs package updates from a verified file:// feed; a seam so
+// tests need no opkg.
+type Opkg interface {
+	// Upgrade upgrades, from the feed in dir, those of pkgs that are
+	// installed, and returns what it upgraded.
+	Upgrade(ctx context.Context, dir string, pkgs []string) ([]string, error)
+}
+
+// Importer applies bundles on a node.
+type Importer struct {
+	Node     *enroll.Node
+	KeyDir   string // trusted usign keys, /etc/opkg/keys
+	State    string // last applied bundle, e.g. /etc/meshnode/bundle.state
+	Arch     string // the node's opkg architecture; "" skips updates
+	Opkg     Opkg   // nil skips updates
+	Hostname string // names the status file when the node has no certificate yet
+}
+
+// Result is what one import did.
+type Result struct {
+	Version     uint64
+	Certificate *enroll.Installed
+	Blocklist   int
+	AlertKeys   int
+	Upgraded    []string
+	Notes       []string
+	Request     string // where the pending request was written on the drive
+}
+
+// Import verifies the bundle in dir and only then applies it. Whatever the
+// outcome, a status line is written back to the drive.
+func (im *Importer) Import(ctx context.Context, dir string) (*Result, error) {
+	keys, err := usign.LoadKeyDir(im.KeyDir)
+	if err != nil {
+		return nil, fmt.Errorf("trusted keys %s: %w", im.KeyDir, err)
+	}
+	var last State
+	if data, err := os.ReadFile(im.State); err == nil {
+		if last, err = parseState(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", im.State, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	v, err := Verify(dir, keys, last)
+	if err != nil {
+		im.writeBack(dir, nil, err)
+		return nil, err
+	}
+	res, err := im.apply(ctx, v)
+	if err == nil {
+		st := State{Version: v.Manifest.Version, Created: v.Manifest.Created, Digest: v.Digest}
+		err = atomicfile.WriteFile(im.State, st.marshal(), 0o644)
+	}
+	im.writeBack(dir, res, err)
+	return res, err
+}
+
+func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
+	res := &Result{Version: v.Manifest.Version}
+	n := im.Node
+	// Parse everything before installing anything.
+	var blocklist []string
+	if data, ok := v.small[BlocklistPth]; ok {
+		var err error
+		if blocklist, err = ca.ParseBlocklist(data); err != nil {
+			return res, refuse(v.Dir, BlocklistPth, "%v", err)
+		}
+	}
+	var alertKeys []string
+	if data, ok := v.small[AlertKeys]; ok {
+		for i, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if l = strings.TrimSpace(l); l == "" {
+				continue
+			}
+			if _, err := alert.ParseKey(l); err != nil {
+				return res, refuse(v.Dir, AlertKeys, "line %d: %v", i+1, err)
+			}
+			alertKeys = append(alertKeys, l)
+		}
+	}
+	if data, ok := v.small[BlocklistPth]; ok {
+		if err := writeIfChanged(filepath.Join(n.Dir, enroll.BlocklistFile), data); err != nil {
+			return res, err
+		}
+		res.Blocklist = len(blocklist)
+	}
+	if alertKeys != nil {
+		if err := writeIfChanged(filepath.Join(n.Dir, "alert-keys"), []byte(strings.Join(alertKeys, "\n")+"\n")); err != nil {
+			return res, err
+		}
+		res.AlertKeys = len(alertKeys)
+	}
+
+	// A certificate waits for us if one matches our key.
+	var waiting []string
+	for p := range v.small {
+		if strings.HasPrefix(p, CertsDir+"/") && path.Base(p) == ca.IssuedCert {
+			waiting = append(waiting, path.Dir(p))
+		}
+	}
+	slices.Sort(waiting)
+	for _, d := range waiting {
+		r := &enroll.Response{Cert: v.small[d+"/"+ca.IssuedCert], CA: v.small[d+"/"+ca.IssuedCA],
+			Lighthouses: v.small[d+"/"+ca.IssuedLighthouses], Source: filepath.Join(v.Dir, d, ca.IssuedCert)}
+		if r.CA == nil {
+			r.CA = v.small[CACertPath]
+		}
+		if _, err := n.Check(r, enroll.ImportOptions{Blocklist: blocklist}); err != nil {
+			continue // another node's certificate
+		}
+		inst, err := n.Import(ctx, r, enroll.ImportOptions{Blocklist: blocklist})
+		if err != nil {
+			return res, err
+		}
+		res.Certificate = inst
+		break
+	}
+
+	if im.Arch != "" && im.Opkg != nil {
+		feed := path.Join(FeedDir, im.Arch)
+		if _, ok := v.Manifest.Lookup(feed + "/index.json"); !ok {
+			res.Notes = append(res.Notes, "no feed for "+im.Arch+" in this bundle")
+		} else {
+			data, err := os.ReadFile(filepath.Join(v.Dir, filepath.FromSlash(feed), "index.json"))
+			if err != nil {
+				return res, err
+			}
+			// Re-check: the drive could have changed since Verify.
+			f, _ := v.Manifest.Lookup(feed + "/index.json")
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.SHA256 {
+				return res, refuse(v.Dir, feed+"/index.json", "changed after verification")
+			}
+			_, idx, err := index.ParseIndexJSON(data)
+			if err != nil {
+				return res, refuse(v.Dir, feed+"/index.json", "%v", err)
+			}
+			var pkgs []string
+			for p := range idx {
+				pkgs = append(pkgs, p)
+			}
+			slices.Sort(pkgs)
+			abs, _ := filepath.Abs(filepath.Join(v.Dir, filepath.FromSlash(feed)))
+			up, err := im.Opkg.Upgrade(ctx, abs, pkgs)
+			res.Upgraded = up
+			if err != nil {
+				return res, fmt.Errorf("opkg: %w", err)
+			}
+		}
+	}
+	for _, f := range v.Manifest.Files {
+		if strings.HasPrefix(f.Path, FirmwareDir+"/") {
+			res.Notes = append(res.Notes, "firmware image on the drive (not flashed automatically): "+f.Path)
+		}
+	}
+	return res, nil
+}
+
+func writeIfChanged(p string, data []byte) error {
+	if cur, err := os.ReadFile(p); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, data, 0o644)
+}
+
+// writeBack leaves the node's pending request and a status report on the
+// drive, so the operator collects both on the next visit. Failures here
+// are not the import's: a read-only drive still gets its updates applied.
+func (im *Importer) writeBack(dir string, res *Result, impErr error) {
+	name := im.Hostname
+	if c, err := os.ReadFile(filepath.Join(im.Node.Dir, enroll.CertFile)); err == nil {
+		if crt, err := parseCertName(c); err == nil {
+			name = crt
+		}
+	}
+	req, _ := im.Node.Pending()
+	if req != nil {
+		name = req.Name
+		p := filepath.Join(dir, RequestsDir, req.Name+".req")
+		if os.MkdirAll(filepath.Dir(p), 0o755) == nil && atomicfile.WriteFile(p, req.Marshal(), 0o644) == nil && res != nil {
+			res.Request = p
+		}
+	}
+	if ca.ValidName(name) != nil {
+		name = "unnamed"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s\ntime %s\n", name, time.Now().UTC().Format(time.RFC3339))
+	if impErr != nil {
+		fmt.Fprintf(&b, "result error: %s\n", strings.ReplaceAll(impErr.Error(), "\n", " "))
+	} else {
+		b.WriteString("result ok\n")
+	}
+	if res != nil {
+		fmt.Fprintf(&b, "bundle-version %d\nblocklist %d\nalert-keys %d\n", res.Version, res.Blocklist, res.AlertKeys)
+		if res.Certificate != nil {
+			fmt.Fprintf(&b, "certificate %s\n", res.Certificate.Summary())
+		}
+		if len(res.Upgraded) > 0 {
+			fmt.Fprintf(&b, "upgraded %s\n", strings.Join(res.Upgraded, " "))
+		}
+		for _, n := range res.Notes {
+			fmt.Fprintf(&b, "note %s\n", n)
+		}
+	}
+	if req != nil {
+		fmt.Fprintf(&b, "pending-request %s\n", req.Fingerprint())
+	}
+	p := filepath.Join(dir, StatusDir, name+".txt")
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		atomicfile.WriteFile(p, []byte(b.String()), 0o644)
+	}
+}
