@@ -3,7 +3,7 @@
 # says exactly which are missing. Called by `make test`.
 set -eu
 
-need="qemu-user-static shellcheck iproute2 nftables iperf3 xz-utils iputils-ping git ca-certificates"
+need="qemu-user-static shellcheck iproute2 nftables iperf3 xz-utils iputils-ping chromium nodejs git ca-certificates"
 missing=""
 for p in $need; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -197,10 +197,33 @@ func TestGNUTarReadsIpk(t *testing.T) {
 			t.Errorf("binary mode %s", f[0])
 		}
 	}
-	want := []string{"./", "./lib/", "./lib/upgrade/", "./lib/upgrade/keep.d/", "./lib/upgrade/keep.d/meshnode",
-		"./usr/", "./usr/sbin/", "./usr/sbin/meshnode"}
-	if strings.Join(names, " ") != strings.Join(want, " ") {
-		t.Errorf("data members\n got %v\nwant %v", names, want)
+	// Exactly the manifest's files plus the keep.d list, and every ancestor
+	// directory listed before what it holds (opkg creates no parents).
+	m, err := manifest.Load(filepath.Join(repoRoot, "packages", "meshnode", "manifest"), repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"./": true}
+	for _, p := range append(m.InstalledPaths(), "/lib/upgrade/keep.d/meshnode") {
+		want["."+p] = true
+		for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
+			want["."+d+"/"] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !want[n] {
+			t.Errorf("unexpected member %s", n)
+		}
+		trimmed := strings.TrimSuffix(n, "/")
+		parent := trimmed[:strings.LastIndex(trimmed, "/")+1]
+		if n != "./" && !seen[parent] {
+			t.Errorf("%s comes before its directory %s", n, parent)
+		}
+		seen[n] = true
+	}
+	if len(seen) != len(want) {
+		t.Errorf("data members %v, want %d entries: %v", names, len(want), want)
 	}
 	ctl := run(t, work, "tar", "-xzvf", "control.tar.gz")
 	for _, m := range []string{"./control", "./postinst", "./prerm"} {

@@ -85,7 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
-		return status.RPCD(fs.Args(), stdin, stdout, status.Client{Socket: socketPath(*sock)})
+		return status.RPCDWithShare(fs.Args(), stdin, stdout, status.Client{Socket: socketPath(*sock)}, config.DefaultPath)
 	default:
 		fmt.Fprintf(stderr, "meshnode: unknown command %q\n\n%s", args[0], usage)
 		return 2
