@@ -133,7 +133,7 @@ func TestFeedContents(t *testing.T) {
 			t.Fatal(err)
 		}
 		for field, want := range map[string]string{"Package": "meshnode", "Version": "0.1.0-r1",
-			"Architecture": arch, "Depends": "kmod-tun", "License": "AGPL-3.0-or-later"} {
+			"Architecture": arch, "Depends": strings.Join(meshnodeManifest(t).Depends, ", "), "License": "AGPL-3.0-or-later"} {
 			if got := ipk.Get(info.Fields, field); got != want {
 				t.Errorf("%s: %s = %q, want %q", arch, field, got, want)
 			}
@@ -199,10 +199,7 @@ func TestGNUTarReadsIpk(t *testing.T) {
 	}
 	// Exactly the manifest's files plus the keep.d list, and every ancestor
 	// directory listed before what it holds (opkg creates no parents).
-	m, err := manifest.Load(filepath.Join(repoRoot, "packages", "meshnode", "manifest"), repoRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := meshnodeManifest(t)
 	want := map[string]bool{"./": true}
 	for _, p := range append(m.InstalledPaths(), "/lib/upgrade/keep.d/meshnode") {
 		want["."+p] = true
@@ -465,4 +462,13 @@ func TestOpenWrt2305Feed(t *testing.T) {
 			t.Errorf("%s: Installed-Size %s, want %d", c.file, got, want)
 		}
 	}
+}
+
+func meshnodeManifest(t *testing.T) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join(repoRoot, "packages", "meshnode", "manifest"), repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -1,0 +1,314 @@
+package shape
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/florianl/go-tc"
+	"github.com/florianl/go-tc/core"
+)
+
+// Handles. The root qdisc is 1:, the interface class 1:1, the three
+// classes 1:10, 1:20, 1:30 with leaf qdiscs 10:, 20:, 30:.
+const (
+	rootMajor     = 1
+	ingressHandle = 0xffff0000
+	// tickNS is the kernel's psched tick (PSCHED_SHIFT 6, fixed since
+	// Linux 3.x): HTB buffers are given in ticks.
+	tickNS = 64
+	// l2Header is the Ethernet header the kernel counts in packet length
+	// on Ethernet devices.
+	l2Header = 14
+	// maxQuantum is where HTB starts warning that quantum is too big.
+	maxQuantum = 200000
+)
+
+// EtherTypes as filter protocols.
+const (
+	ethPAll  = 0x0003
+	ethPIP   = 0x0800
+	ethPIPv6 = 0x86dd
+)
+
+func classID(i int) uint32 { return core.BuildHandle(rootMajor, uint32(i+1)*0x10) }
+func leafHandle(i int) uint32 {
+	return core.BuildHandle(uint32(i+1)*0x10, 0)
+}
+func rootClassID() uint32 { return core.BuildHandle(rootMajor, 1) }
+
+// HTBParams are the HTB numbers for one class, derived from its rate.
+type HTBParams struct {
+	RateBps, CeilBps uint64 // bytes per second
+	Burst, Cburst    uint32 // bytes
+	Quantum          uint32 // bytes
+}
+
+// ComputeHTB derives burst, cburst and quantum from the rates (kbit/s):
+// burst is the larger of one burst time (l.Burst, 1 ms by default) at the
+// rate and one full-size packet; quantum is 1 ms at the rate, at least one
+// packet and at most HTB's 200000. Too small a burst holds HTB at 65-70 %
+// of its rate (facts-performance.md §3).
+func ComputeHTB(rateKbit, ceilKbit int64, l *Link, mtu int) HTBParams {
+	pkt := uint64(mtu + l2Header + l.Overhead)
+	p := HTBParams{RateBps: uint64(rateKbit) * 125, CeilBps: uint64(ceilKbit) * 125}
+	burstOf := func(bps uint64) uint32 {
+		b := max(bps*uint64(l.Burst)/uint64(time.Second), pkt)
+		return uint32(min(b, 1<<30))
+	}
+	p.Burst, p.Cburst = burstOf(p.RateBps), burstOf(p.CeilBps)
+	p.Quantum = uint32(min(max(p.RateBps/1000, pkt), maxQuantum))
+	return p
+}
+
+// ticks converts a burst in bytes at bps into psched ticks.
+func ticks(bytes uint32, bps uint64) uint32 {
+	if bps == 0 {
+		return 0
+	}
+	return uint32(min(uint64(bytes)*uint64(time.Second)/bps/tickNS, 1<<32-1))
+}
+
+func rateSpec(bps uint64, l *Link) (tc.RateSpec, *uint64) {
+	rs := tc.RateSpec{Linklayer: 1, Overhead: uint16(l.Overhead), Mpu: uint16(l.MPU)} // TC_LINKLAYER_ETHERNET
+	if l.ATM {
+		rs.Linklayer = 2 // TC_LINKLAYER_ATM
+	}
+	if bps >= 1<<32 {
+		// Above 34 Gbit/s the 32-bit field saturates and TCA_HTB_RATE64 carries the rate.
+		rs.Rate = ^uint32(0)
+		v := bps
+		return rs, &v
+	}
+	rs.Rate = uint32(bps)
+	return rs, nil
+}
+
+func htbClass(ifindex, parent, handle uint32, rateKbit, ceilKbit int64, prio uint32, l *Link, mtu int) tc.Object {
+	p := ComputeHTB(rateKbit, ceilKbit, l, mtu)
+	rate, rate64 := rateSpec(p.RateBps, l)
+	ceil, ceil64 := rateSpec(p.CeilBps, l)
+	return tc.Object{
+		Msg: tc.Msg{Family: 0, Ifindex: ifindex, Handle: handle, Parent: parent},
+		Attribute: tc.Attribute{Kind: "htb", Htb: &tc.Htb{
+			Parms: &tc.HtbOpt{Rate: rate, Ceil: ceil, Buffer: ticks(p.Burst, p.RateBps),
+				Cbuffer: ticks(p.Cburst, p.CeilBps), Quantum: p.Quantum, Prio: prio},
+			Rate64: rate64, Ceil64: ceil64,
+		}},
+	}
+}
+
+// tree is the desired HTB tree on one device's egress.
+type tree struct {
+	Direction string // "upload" or "download"
+	Dev       string // device whose egress carries the tree (the WAN or its IFB)
+	Ifindex   uint32
+	Limit     int64 // kbit/s
+	MTU       int
+	Root      tc.Object
+	Classes   []tc.Object // 1:1, then the three leaves' classes
+	Filters   []tc.Object
+	LeafCeil  [3]uint64 // bytes/s, to size FIFO leaves
+}
+
+// buildTree computes the desired tree. download selects the IFB side,
+// where ports are matched with the roles of source and destination
+// swapped and marks are unavailable (no firewall has run yet).
+func buildTree(l *Link, download bool, dev string, ifindex uint32, limit int64, mtu int) tree {
+	t := tree{Direction: "upload", Dev: dev, Ifindex: ifindex, Limit: limit, MTU: mtu}
+	if download {
+		t.Direction = "download"
+	}
+	t.Root = tc.Object{
+		Msg: tc.Msg{Ifindex: ifindex, Handle: core.BuildHandle(rootMajor, 0), Parent: tc.HandleRoot},
+		Attribute: tc.Attribute{Kind: "htb", Htb: &tc.Htb{Init: &tc.HtbGlob{
+			Version: 3, Rate2Quantum: 10, Defcls: 0x30, // unclassified traffic is bulk
+		}}},
+	}
+	t.Classes = append(t.Classes, htbClass(ifindex, tc.HandleRoot, rootClassID(), limit, limit, 0, l, mtu))
+	for i, c := range l.Classes {
+		rate, ceil := c.Rate.Of(limit), c.Ceil.Of(limit)
+		t.Classes = append(t.Classes, htbClass(ifindex, rootClassID(), classID(i), rate, ceil, uint32(i), l, mtu))
+		t.LeafCeil[i] = uint64(ceil) * 125
+	}
+	t.Filters = classFilters(l, download, ifindex)
+	return t
+}
+
+// match is one u32 filter: keys that must all hold, optionally a mark.
+type match struct {
+	proto uint16 // EtherType
+	keys  []tc.U32Key
+	mark  *tc.U32Mark
+}
+
+// be32 and be16 give the native-order integer whose memory holds v in
+// network order, as the kernel wants u32 keys and filter protocols.
+func be32(v uint32) uint32 {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func be16(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func key(off int32, val, mask uint32) tc.U32Key {
+	return tc.U32Key{Off: uint32(off), Val: be32(val & mask), Mask: be32(mask)}
+}
+
+// Header offsets. IPv4 matches on the transport header require IHL 5
+// (no options), as tc's own "match ip dport" assumes; IPv6 matches
+// assume no extension headers. Packets that are neither fall to bulk.
+var (
+	v4IHL5   = key(0, 0x05000000, 0x0f000000)
+	v4Proto  = func(p Proto) tc.U32Key { return key(8, uint32(p)<<16, 0x00ff0000) }
+	v6Next   = func(p Proto) tc.U32Key { return key(4, uint32(p)<<8, 0x0000ff00) }
+	v4DSCP   = func(d uint8) tc.U32Key { return key(0, uint32(d)<<18, 0x00fc0000) }
+	v6DSCP   = func(d uint8) tc.U32Key { return key(0, uint32(d)<<22, 0x0fc00000) }
+	l4Offset = map[uint16]int32{ethPIP: 20, ethPIPv6: 40}
+)
+
+func protoKey(fam uint16, p Proto) []tc.U32Key {
+	if fam == ethPIP {
+		return []tc.U32Key{v4IHL5, v4Proto(p)}
+	}
+	return []tc.U32Key{v6Next(p)}
+}
+
+// portMatches expands a port spec for one family: per protocol, per
+// aligned block, once for the local side's port.
+func portMatches(fam uint16, p PortSpec, src bool) []match {
+	protos := []Proto{p.Proto}
+	if p.Proto == ProtoAny {
+		protos = []Proto{ProtoTCP, ProtoUDP}
+	}
+	var out []match
+	for _, pr := range protos {
+		for _, vm := range portMasks(p.From, p.To) {
+			k := key(l4Offset[fam], uint32(vm.Val), uint32(vm.Mask))
+			if src {
+				k = key(l4Offset[fam], uint32(vm.Val)<<16, uint32(vm.Mask)<<16)
+			}
+			out = append(out, match{proto: fam, keys: append(protoKey(fam, pr), k)})
+		}
+	}
+	return out
+}
+
+// nebulaTypes are the Nebula header types (low nibble of the first
+// payload byte) that keep tunnels alive: handshake, lighthouse, test.
+// Data (type 1) stays in bulk with the traffic it carries.
+var nebulaTypes = []uint32{0, 3, 4}
+
+// classFilters returns every classifying filter. Priorities: class i,
+// family f (IPv4, IPv6, any) gets pref i*3+f+1, so emergency is tested
+// first and a difference can be repaired one priority at a time.
+func classFilters(l *Link, download bool, ifindex uint32) []tc.Object {
+	var out []tc.Object
+	for i, c := range l.Classes {
+		for f, fam := range []uint16{ethPIP, ethPIPv6} {
+			var ms []match
+			dscp := v4DSCP
+			if fam == ethPIPv6 {
+				dscp = v6DSCP
+			}
+			for _, d := range c.DSCP {
+				ms = append(ms, match{proto: fam, keys: []tc.U32Key{dscp(d)}})
+			}
+			for _, p := range c.Ports {
+				// Both ends: our query to port 53 and the answer from it.
+				ms = append(ms, portMatches(fam, p, false)...)
+				ms = append(ms, portMatches(fam, p, true)...)
+			}
+			if c.Builtin {
+				icmp := ProtoICMP
+				if fam == ethPIPv6 {
+					icmp = ProtoICMPv6
+				}
+				ms = append(ms, match{proto: fam, keys: protoKey(fam, icmp)})
+				// Our Nebula port is the source going out and the
+				// destination coming in.
+				np := PortSpec{Proto: ProtoUDP, From: l.NebulaPort, To: l.NebulaPort}
+				for _, pm := range portMatches(fam, np, !download) {
+					for _, t := range nebulaTypes {
+						m := pm
+						m.keys = append(append([]tc.U32Key(nil), pm.keys...), key(l4Offset[fam]+8, t<<24, 0x0f000000))
+						ms = append(ms, m)
+					}
+				}
+			}
+			for _, m := range ms {
+				out = append(out, u32Filter(ifindex, core.BuildHandle(rootMajor, 0), uint16(i*3+f+1), m, classID(i), nil))
+			}
+		}
+		if !download {
+			for _, mk := range c.Marks {
+				m := match{proto: ethPAll, keys: []tc.U32Key{key(0, 0, 0)}, mark: &tc.U32Mark{Val: mk.Val, Mask: mk.Mask}}
+				out = append(out, u32Filter(ifindex, core.BuildHandle(rootMajor, 0), uint16(i*3+3), m, classID(i), nil))
+			}
+		}
+	}
+	return out
+}
+
+func u32Filter(ifindex, parent uint32, prio uint16, m match, classid uint32, actions []*tc.Action) tc.Object {
+	keys := append([]tc.U32Key(nil), m.keys...)
+	u := &tc.U32{Sel: &tc.U32Sel{Flags: 1, NKeys: uint8(len(keys)), Keys: keys}, Mark: m.mark} // TC_U32_TERMINAL
+	if classid != 0 {
+		u.ClassID = &classid
+	}
+	if actions != nil {
+		u.Actions = &actions
+	}
+	return tc.Object{
+		Msg:       tc.Msg{Ifindex: ifindex, Parent: parent, Info: uint32(prio)<<16 | uint32(be16(m.proto))},
+		Attribute: tc.Attribute{Kind: "u32", U32: u},
+	}
+}
+
+// ingressQdisc and redirectFilter send everything arriving on the WAN
+// through the IFB's egress, where HTB can queue it: shaping a queue
+// instead of policing (facts-performance.md §3: an ingress policer
+// delivers under 30 % of its setting).
+func ingressQdisc(ifindex uint32) tc.Object {
+	return tc.Object{
+		Msg:       tc.Msg{Ifindex: ifindex, Handle: ingressHandle, Parent: tc.HandleIngress},
+		Attribute: tc.Attribute{Kind: "ingress"},
+	}
+}
+
+func redirectFilter(ifindex, ifbIndex uint32) tc.Object {
+	act := &tc.Action{Kind: "mirred", Mirred: &tc.Mirred{Parms: &tc.MirredParam{
+		Action: 4, Eaction: 1, IfIndex: ifbIndex, // TC_ACT_STOLEN, TCA_EGRESS_REDIR
+	}}}
+	m := match{proto: ethPAll, keys: []tc.U32Key{key(0, 0, 0)}}
+	return u32Filter(ifindex, ingressHandle, 1, m, 0, []*tc.Action{act})
+}
+
+// leafQdisc returns the leaf of class i with the given kind. FIFOs hold
+// 100 ms at the class ceiling, at least 4 full GSO packets, so TCP can
+// fill the class.
+func leafQdisc(kind string, ifindex uint32, i int, ceilBps uint64) tc.Object {
+	o := tc.Object{
+		Msg:       tc.Msg{Ifindex: ifindex, Handle: leafHandle(i), Parent: classID(i)},
+		Attribute: tc.Attribute{Kind: kind},
+	}
+	switch kind {
+	case "fq_codel":
+		limit := uint32(1001) // sqm-scripts' LIMIT: bounds memory on 64 MB routers
+		o.FqCodel = &tc.FqCodel{Limit: &limit}
+	case "cake":
+		unlimited := uint64(0) // HTB above does the rate limiting
+		o.Cake = &tc.Cake{BaseRate: &unlimited}
+	case "sfq":
+		o.Sfq = &tc.Sfq{V0: tc.SfqQopt{PerturbPeriod: 10}}
+	case "pfifo":
+		o.Pfifo = &tc.FifoOpt{Limit: uint32(max(ceilBps/10/1514, 128))}
+	case "bfifo":
+		o.Bfifo = &tc.FifoOpt{Limit: uint32(min(max(ceilBps/10, 4*65536), 1<<30))}
+	}
+	return o
+}
