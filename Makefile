@@ -11,7 +11,7 @@ CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp
 	./lora-bridge/frame ./lora-bridge/meshpb ./lora-bridge/journal ./lora-bridge/message ./lora-bridge/airtime ./lora-bridge/alert
 FUZZTIME ?= 30s
 
-.PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz demo clean distclean
+.PHONY: all feed feed-23.05 meshkit test test-unit test-cross lint deps bench fuzz demo image profiles clean distclean
 
 all: feed
 
@@ -35,7 +35,8 @@ lint:
 	@fmt_out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './out/*')); \
 	if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck .ci/run scripts/*.sh tests/overlay/demo/demo.sh
+	shellcheck .ci/run scripts/*.sh tests/overlay/demo/demo.sh sdk-docker/entrypoint.sh
+	shellcheck -s sh profiles/files/etc/uci-defaults/* profiles/pending/*/files/*
 	shellcheck -s sh $$(scripts/shell-files.sh)
 
 test-unit:
@@ -51,6 +52,15 @@ bench: meshkit
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# Flash budget of every device and role.
+profiles: meshkit
+	$(MESHKIT) profiles
+
+# A sysupgrade image with the OpenWrt ImageBuilder in Docker:
+#   make image DEVICE=gl-ar300m-nor ROLE=uplink [NODE=name]
+image: meshkit
+	$(MESHKIT) image --device $(DEVICE) --role $(ROLE) $(if $(NODE),--node $(NODE))
 
 # The test mesh (hub, relay, two NATed uplinks, clients) in network
 # namespaces, with the real agent; Ctrl-C removes it all. Needs root.

@@ -35,6 +35,8 @@ commands:
   ca init|sign|revoke|renew   the offline certificate authority (Nebula CA, ledger, blocklist)
   bundle export       write a signed USB bundle (feeds, CA, blocklist, waiting certificates)
   inventory           Prometheus file_sd targets and an Ansible inventory from the CA ledger
+  profiles            flash budget of every device and role (--measure: re-measure package sizes)
+  image               sysupgrade image for --device D --role R [--node N] with the OpenWrt ImageBuilder
   version             print the version
 
 Run 'meshkit <command> -h' for the options of a command.
@@ -82,6 +84,10 @@ func run(ctx context.Context, e env, args []string) int {
 		err = cmdBundle(e, args[1:])
 	case "inventory":
 		err = cmdInventory(e, args[1:])
+	case "profiles":
+		err = cmdProfiles(ctx, e, args[1:])
+	case "image":
+		err = cmdImage(ctx, e, args[1:])
 	case "version", "--version", "-V":
 		fmt.Fprintln(e.stdout, version.String("meshkit"))
 	case "help", "-h", "--help":

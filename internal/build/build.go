@@ -145,7 +145,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 			entries = append(entries, index.Entry{FileName: name, Data: data})
 			var raw int64
 			for _, b := range m.Binaries {
-				if st, err := os.Stat(tb[b.Cmd]); err == nil {
+				if st, err := os.Stat(tb[b.Key()]); err == nil {
 					raw += st.Size()
 				}
 			}
@@ -297,22 +297,26 @@ func Compile(ctx context.Context, cfg Config, ms []*manifest.Manifest, binDir st
 }
 
 // compileTarget builds the commands of every native package for one target
-// into binDir/<arch>/<cmd>, stamped with their package's version.
+// into binDir/<arch>/<key>, stamped with their package's version. The key is
+// the command name, with the build tags appended when there are any
+// (manifest.Binary.Key), so one command built with different tags gives
+// different binaries.
 func compileTarget(ctx context.Context, cfg Config, t Target, ms []*manifest.Manifest, binDir string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, m := range ms {
 		for _, b := range m.Binaries {
-			if _, dup := out[b.Cmd]; dup {
+			key := b.Key()
+			if _, dup := out[key]; dup {
 				continue
 			}
-			p := filepath.Join(binDir, t.Arch, b.Cmd)
+			p := filepath.Join(binDir, t.Arch, key)
 			v := m.FullVersion(cfg.Format == ipk.OpenWrt2305)
 			start := time.Now()
-			if err := GoBuild(ctx, cfg.GoCmd, cfg.Root, cfg.Env, t, "./cmd/"+b.Cmd, p, v); err != nil {
+			if err := GoBuildTags(ctx, cfg.GoCmd, cfg.Root, cfg.Env, t, "./cmd/"+b.Cmd, p, v, b.Tags); err != nil {
 				return nil, err
 			}
-			out[b.Cmd] = p
-			fmt.Fprintf(cfg.Log, "go     %-26s %-12s %s (%.1fs)\n", t.Arch, b.Cmd, v, time.Since(start).Seconds())
+			out[key] = p
+			fmt.Fprintf(cfg.Log, "go     %-26s %-12s %s (%.1fs)\n", t.Arch, key, v, time.Since(start).Seconds())
 		}
 	}
 	return out, nil
@@ -321,12 +325,25 @@ func compileTarget(ctx context.Context, cfg Config, t Target, ms []*manifest.Man
 // GoBuild cross-compiles one command the way every router binary must be
 // built: static (CGO off), -trimpath, stripped, version stamped.
 func GoBuild(ctx context.Context, goCmd, root string, env []string, t Target, pkg, out, version string) error {
+	return GoBuildTags(ctx, goCmd, root, env, t, pkg, out, version, nil)
+}
+
+// GoArgs is the `go` command line GoBuildTags runs (without the program
+// name): tests and `meshkit image --dry-run` show it.
+func GoArgs(pkg, out, version string, tags []string) []string {
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	return append(args, "-ldflags", "-s -w -buildid= -X "+VersionVar+"="+version, "-o", out, pkg)
+}
+
+// GoBuildTags is GoBuild with Go build tags (a manifest's `option tags`).
+func GoBuildTags(ctx context.Context, goCmd, root string, env []string, t Target, pkg, out, version string, tags []string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid= -X " + VersionVar + "=" + version,
-		"-o", out, pkg}
+	args := GoArgs(pkg, out, version, tags)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = root
 	cmd.Env = append(append(append([]string{}, env...), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-mod=readonly"), t.GoEnv...)
@@ -372,7 +389,7 @@ func packOne(cfg Config, m *manifest.Manifest, arch string, bins map[string]stri
 	}
 	p := &ipk.Package{Control: controlFor(cfg, m, arch), Conffiles: m.Conffiles}
 	for _, b := range m.Binaries {
-		data, err := os.ReadFile(bins[b.Cmd])
+		data, err := os.ReadFile(bins[b.Key()])
 		if err != nil {
 			return nil, err
 		}

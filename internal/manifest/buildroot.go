@@ -27,6 +27,7 @@ type Buildroot struct {
 	Depends   []string // without the Go architecture guard and '+'
 	Conffiles []string
 	Installed []string // destination paths; a key directory as "<dir>/*"
+	Tags      []string // GO_PKG_TAGS, sorted
 }
 
 var (
@@ -100,6 +101,9 @@ func ParseBuildroot(file string, data []byte) (*Buildroot, error) {
 	if b.Name == "" {
 		return nil, fmt.Errorf("%s: no PKG_NAME", file)
 	}
+	// golang-package.mk passes GO_PKG_TAGS to go build as -tags.
+	b.Tags = strings.FieldsFunc(expand(vars["GO_PKG_TAGS"]), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	sort.Strings(b.Tags)
 	def, ok := blocks["Package/"+b.Name]
 	if !ok {
 		return nil, fmt.Errorf("%s: no 'define Package/%s'", file, b.Name)
@@ -175,6 +179,9 @@ func CheckBuildroot(m *Manifest) ([]string, error) {
 	diff("section", m.Section, b.Section)
 	diff("arch", m.Arch, b.Arch)
 	diff("depends", strings.Join(m.Depends, " "), strings.Join(b.Depends, " "))
+	// Both builders must compile the same code: a lite binary from the SDK
+	// with Nebula in it would not fit the devices it is made for.
+	diff("build tags (GO_PKG_TAGS)", strings.Join(m.BuildTags(), " "), strings.Join(b.Tags, " "))
 
 	want := m.InstalledPaths()
 	for _, d := range m.UsignKeyDirs {

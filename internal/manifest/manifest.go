@@ -68,9 +68,20 @@ type Scripts struct {
 type Binary struct {
 	Cmd  string
 	Dest string
-	Line int // of 'config binary'
+	Tags []string // Go build tags (`option tags 'lite'`), passed as -tags
+	Line int      // of 'config binary'
 
-	cmdLine, destLine int
+	cmdLine, destLine, tagsLine int
+}
+
+// Key names the binary a build produces: the command, plus its build
+// tags when it has any, so cmd/meshnode built with and without 'lite'
+// are two binaries (out/bin/<arch>/meshnode and meshnode-lite).
+func (b Binary) Key() string {
+	if len(b.Tags) == 0 {
+		return b.Cmd
+	}
+	return b.Cmd + "-" + strings.Join(b.Tags, "-")
 }
 
 // Install copies files/<Src> to Dest.
@@ -111,6 +122,7 @@ var (
 	releaseRe = regexp.MustCompile(`^[0-9]+$`)
 	depRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.+-]*( *\([<>=]{1,2} *[0-9][A-Za-z0-9.+~:-]*\))?$`)
 	cmdRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	tagRe     = regexp.MustCompile(`^[A-Za-z0-9_.]+$`) // what go/build accepts as a tag
 )
 
 // LoadAll reads every packages/*/manifest below root (the repository), sorted by name.
@@ -156,12 +168,19 @@ func Load(file, root string) (*Manifest, error) {
 			}
 			pkg = s
 		case "binary":
-			b := Binary{Line: s.Line, cmdLine: optLine(s, "cmd"), destLine: optLine(s, "dest")}
+			b := Binary{Line: s.Line, cmdLine: optLine(s, "cmd"), destLine: optLine(s, "dest"), tagsLine: optLine(s, "tags")}
 			if b.Cmd, err = m.required(s, "cmd"); err != nil {
 				return nil, err
 			}
 			if b.Dest, err = m.required(s, "dest"); err != nil {
 				return nil, err
+			}
+			if v, ok := s.Get("tags"); ok {
+				// Go accepts tags separated by commas (or, historically, spaces).
+				b.Tags = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+				if len(b.Tags) == 0 {
+					return nil, m.errAt(s, "tags", "empty: remove the option or name a build tag")
+				}
 			}
 			m.Binaries = append(m.Binaries, b)
 		case "install":
@@ -214,7 +233,7 @@ var allowed = map[string][]string{
 	"package": {"name", "version", "release", "section", "category", "title", "description", "license",
 		"license_files", "url", "maintainer", "arch", "depends", "conffiles", "keep", "init",
 		"uci_defaults", "postinst", "prerm", "preinst", "postrm"},
-	"binary":    {"cmd", "dest"},
+	"binary":    {"cmd", "dest", "tags"},
 	"install":   {"src", "dest", "mode", "template"},
 	"usign_key": {"dir"},
 }
@@ -329,6 +348,16 @@ func (m *Manifest) validate(f *uci.File, root string) error {
 		}
 		if st, err := os.Stat(filepath.Join(root, "cmd", b.Cmd)); err != nil || !st.IsDir() {
 			return &FieldError{File: m.File, Line: b.cmdLine, Field: "cmd", Msg: fmt.Sprintf("cmd/%s does not exist", b.Cmd)}
+		}
+		seenTag := map[string]bool{}
+		for _, tag := range b.Tags {
+			if !tagRe.MatchString(tag) {
+				return &FieldError{File: m.File, Line: b.tagsLine, Field: "tags", Msg: fmt.Sprintf("%q is not a Go build tag (letters, digits, '_' and '.')", tag)}
+			}
+			if seenTag[tag] {
+				return &FieldError{File: m.File, Line: b.tagsLine, Field: "tags", Msg: fmt.Sprintf("%q given twice", tag)}
+			}
+			seenTag[tag] = true
 		}
 		if err := addDest(b.Dest, b.destLine, "dest"); err != nil {
 			return err
@@ -480,6 +509,23 @@ func (m *Manifest) InstalledPaths() []string {
 	}
 	for _, u := range m.UCIDefaults {
 		out = append(out, "/etc/uci-defaults/"+path.Base(u))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BuildTags lists the Go build tags of the package's binaries, sorted and
+// without repeats: what the buildroot Makefile's GO_PKG_TAGS must say.
+func (m *Manifest) BuildTags() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range m.Binaries {
+		for _, t := range b.Tags {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
 	}
 	sort.Strings(out)
 	return out

@@ -193,3 +193,80 @@ func TestLoadAllDuplicateAndEmpty(t *testing.T) {
 		t.Errorf("empty tree: %v", err)
 	}
 }
+
+// TestBuildTags: `option tags` in 'config binary' reaches Binary.Tags and
+// the build key; bad tags are refused with file, line and field.
+func TestBuildTags(t *testing.T) {
+	root := t.TempDir()
+	src := strings.Replace(validManifest, "option cmd 'demo'", "option cmd 'demo'\n\toption tags 'lite,small'", 1)
+	dir := writePkg(t, root, "demo", src, map[string]string{"demo.init": "#!/bin/sh\n"})
+	m, err := Load(filepath.Join(dir, "manifest"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.Binaries[0]
+	if !reflect.DeepEqual(b.Tags, []string{"lite", "small"}) || b.Key() != "demo-lite-small" {
+		t.Errorf("tags %q key %q", b.Tags, b.Key())
+	}
+	if got := m.BuildTags(); !reflect.DeepEqual(got, []string{"lite", "small"}) {
+		t.Errorf("BuildTags %q", got)
+	}
+	if k := (Binary{Cmd: "demo"}).Key(); k != "demo" {
+		t.Errorf("untagged key %q", k)
+	}
+	for _, c := range []struct{ tags, want string }{
+		{"li-te", `manifest:15: tags: "li-te" is not a Go build tag`},
+		{"lite lite", `tags: "lite" given twice`},
+		{" , ", "manifest:15: tags: empty"},
+	} {
+		src := strings.Replace(validManifest, "option cmd 'demo'", "option cmd 'demo'\n\toption tags '"+c.tags+"'", 1)
+		dir := writePkg(t, t.TempDir(), "demo", src, map[string]string{"demo.init": "#!/bin/sh\n"})
+		_, err := Load(filepath.Join(dir, "manifest"), filepath.Dir(filepath.Dir(dir)))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("tags %q: error %v, want %q", c.tags, err, c.want)
+		}
+	}
+}
+
+// TestBuildrootTags: GO_PKG_TAGS must match the manifest's tags, both ways.
+func TestBuildrootTags(t *testing.T) {
+	mk := func(tags string) string {
+		return "PKG_NAME:=demo\nPKG_VERSION:=1.0\nPKG_RELEASE:=1\nPKG_LICENSE:=AGPL-3.0-or-later\n" + tags +
+			"define Package/demo\n  SECTION:=net\n  DEPENDS:=$(GO_ARCH_DEPENDS) +kmod-tun\nendef\n" +
+			"define Package/demo/conffiles\n/etc/demo/\nendef\n" +
+			"define Package/demo/install\n\t$(INSTALL_BIN) $(GO_PKG_BUILD_BIN_DIR)/demo $(1)/usr/sbin/\n\t$(INSTALL_BIN) ./files/demo.init $(1)/etc/init.d/demo\nendef\n"
+	}
+	tagged := strings.Replace(validManifest, "option cmd 'demo'", "option cmd 'demo'\n\toption tags 'lite'", 1)
+	for _, c := range []struct {
+		name, manifest, makefile string
+		diff                     bool
+	}{
+		{"both lite", tagged, mk("GO_PKG_TAGS:=lite\n"), false},
+		{"neither", validManifest, mk(""), false},
+		{"makefile lacks tags", tagged, mk(""), true},
+		{"manifest lacks tags", validManifest, mk("GO_PKG_TAGS:=lite\n"), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := writePkg(t, root, "demo", c.manifest, map[string]string{"demo.init": "#!/bin/sh\n"})
+			if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(c.makefile), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(filepath.Join(dir, "manifest"), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffs, err := CheckBuildroot(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(diffs, "\n")
+			if has := strings.Contains(got, "GO_PKG_TAGS"); has != c.diff {
+				t.Errorf("tag difference reported %v, want %v:\n%s", has, c.diff, got)
+			}
+			if !c.diff && got != "" {
+				t.Errorf("unexpected differences:\n%s", got)
+			}
+		})
+	}
+}
