@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/feeds/ipk"
+	"github.com/meshnode/meshnode/internal/atomicfile"
 )
 
 // packCache keeps packed ipks by a hash of everything that goes into them,
@@ -110,7 +111,7 @@ func (c *packCache) put(key string, data []byte) {
 		return
 	}
 	// Best effort: a full disk must not fail the build.
-	if writeFileAtomic(filepath.Join(c.dir, key+".ipk"), data, 0o644) == nil {
+	if atomicfile.WriteFile(filepath.Join(c.dir, key+".ipk"), data, 0o644) == nil {
 		c.mu.Lock()
 		c.used[key] = true
 		c.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshnode/meshnode/feeds/pgp"
 	"github.com/meshnode/meshnode/feeds/usign"
+	"github.com/meshnode/meshnode/internal/atomicfile"
 )
 
 // Keys sign a feed: usign for opkg, OpenPGP for the SHA256SUMS manifest.
@@ -163,35 +164,9 @@ func makeDevKeys(dir string) error {
 		{DevPGPSecret, sec, 0o600},
 		{DevPGPPublic, pub, 0o644},
 	} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic writes through a temporary file so a crash never leaves
-// a truncated key or index behind.
-func writeFileAtomic(name string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }
