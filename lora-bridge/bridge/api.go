@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/lora-bridge/alert"
@@ -70,17 +72,51 @@ func (b *Bridge) ServeAPI(ctx context.Context) error {
 	}
 }
 
+// reqBufs recycles request buffers: under a burst of posts a fresh
+// decoder buffer per connection was most of the bridge's allocations.
+var reqBufs = sync.Pool{New: func() any { return new([maxRequest]byte) }}
+
 func (b *Bridge) serveConn(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	var req Request
-	// One request of at most 8 KiB: a client cannot make us buffer more.
-	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
+	buf := reqBufs.Get().(*[maxRequest]byte)
+	req, err := readRequest(c, buf[:])
+	reqBufs.Put(buf)
+	var r Reply
+	if err != nil {
 		b.badInput("api: %v", err)
-		json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error()})
-		return
+		r = Reply{Error: "bad request: " + err.Error()}
+	} else {
+		r = b.Handle(req)
 	}
-	json.NewEncoder(c).Encode(b.Handle(req))
+	json.NewEncoder(c).Encode(r)
+}
+
+// readRequest reads one JSON object of at most len(buf) bytes (a client
+// cannot make us buffer more) and decodes it. Like a json.Decoder it
+// stops at the end of the object and does not wait for EOF; unlike one
+// it reads into the caller's buffer.
+func readRequest(c io.Reader, buf []byte) (Request, error) {
+	var req Request
+	n := 0
+	for {
+		k, rerr := c.Read(buf[n:])
+		n += k
+		err := json.Unmarshal(buf[:n], &req)
+		var se *json.SyntaxError
+		if !errors.As(err, &se) || se.Offset < int64(n) {
+			return req, err // decoded, or a syntax error before the end
+		}
+		// Incomplete so far: read on.
+		switch {
+		case n == len(buf):
+			return req, fmt.Errorf("request over %d bytes", len(buf))
+		case rerr == io.EOF:
+			return req, io.ErrUnexpectedEOF
+		case rerr != nil:
+			return req, rerr
+		}
+	}
 }
 
 // Handle answers one request (also used by tests).

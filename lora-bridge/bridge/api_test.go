@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -131,5 +132,31 @@ func TestAPIOverUnixSocket(t *testing.T) {
 	}
 	if m := r.j.Pending(DestRadio, 1); len(m) != 1 || m[0].Kind != message.Alert {
 		t.Fatalf("pending %+v", m)
+	}
+}
+
+// chunks returns one chunk per Read and never EOF: readRequest must stop
+// at the end of the object, not wait for the client to close.
+type chunks []string
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, errors.New("read past the request")
+	}
+	n := copy(p, (*c)[0])
+	*c = (*c)[1:]
+	return n, nil
+}
+
+func TestReadRequestSplit(t *testing.T) {
+	in := chunks{`{"method":"se`, `nd","text":"a}b\"","n":1`, "2}\n"}
+	buf := make([]byte, maxRequest)
+	req, err := readRequest(&in, buf)
+	if err != nil || req.Method != "send" || req.Text != `a}b"` || req.N != 12 {
+		t.Fatalf("%+v %v", req, err)
+	}
+	big := chunks{`{"method":"send","text":"` + strings.Repeat("x", maxRequest)}
+	if _, err := readRequest(&big, buf); err == nil {
+		t.Fatal("request over the cap accepted")
 	}
 }

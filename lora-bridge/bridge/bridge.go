@@ -78,6 +78,9 @@ type Bridge struct {
 	counters  Counters
 	wake      chan struct{}
 	peers     *peers
+	// toPeers and toAll are the journal destinations of a message heard
+	// on the radio and of one posted on the API; built once, read only.
+	toPeers, toAll []string
 }
 
 // Counters are reported by status.
@@ -134,8 +137,19 @@ func New(cfg Config, j *journal.Journal) *Bridge {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Bridge{cfg: cfg, j: j, lastSent: map[uint8]time.Time{}, parts: map[partKey]*partial{},
+	b := &Bridge{cfg: cfg, j: j, lastSent: map[uint8]time.Time{}, parts: map[partKey]*partial{},
 		wake: make(chan struct{}, 1), queueFree: 1}
+	b.setDests()
+	return b
+}
+
+// setDests builds toPeers and toAll from cfg.Peers (New, ListenPeers).
+func (b *Bridge) setDests() {
+	b.toPeers = nil
+	for _, p := range b.cfg.Peers {
+		b.toPeers = append(b.toPeers, "peer:"+p.Name)
+	}
+	b.toAll = append([]string{DestRadio}, b.toPeers...)
 }
 
 // SetLink attaches the radio link (it is built with the bridge as handler).
@@ -173,14 +187,6 @@ func RandomID() uint32 {
 			return v
 		}
 	}
-}
-
-func (b *Bridge) peerDests() []string {
-	d := make([]string, 0, len(b.cfg.Peers))
-	for _, p := range b.cfg.Peers {
-		d = append(d, "peer:"+p.Name)
-	}
-	return d
 }
 
 // --- radio.Handler ---
@@ -267,7 +273,7 @@ func (b *Bridge) Packet(p *meshpb.MeshPacket) {
 		key = message.Key{Origin: p.From, ID: 0xff000000 | part.Tag}
 	}
 	b.accept(message.Message{Key: key, Kind: kind, Time: b.now().Unix(), RadioID: RandomID(),
-		Sender: "!" + hex8(p.From), Body: body}, b.peerDests(), "radio")
+		Sender: "!" + hex8(p.From), Body: body}, b.toPeers, "radio")
 }
 
 func hex8(v uint32) string {
@@ -370,7 +376,7 @@ func (b *Bridge) Post(kind uint8, sender, text string, id uint32) (m message.Mes
 	}
 	m = message.Message{Key: message.Key{Origin: b.cfg.NodeID, ID: id}, Kind: kind,
 		Time: b.now().Unix(), RadioID: RandomID(), Sender: sender, Body: text}
-	if dup, err = b.accept(m, append([]string{DestRadio}, b.peerDests()...), "api"); err != nil {
+	if dup, err = b.accept(m, b.toAll, "api"); err != nil {
 		return m, false, err
 	}
 	return m, dup, b.j.Sync()

@@ -86,6 +86,7 @@ func (b *Bridge) ListenPeers() error {
 	if err != nil {
 		return err
 	}
+	b.setDests()
 	p := &peers{b: b, conn: c, byIP: map[netip.AddrPort]*peerState{}, wake: make(chan struct{}, 1)}
 	for _, pe := range b.cfg.Peers {
 		ps := &peerState{Peer: pe, unacked: map[message.Key]*outMsg{}}

@@ -11,6 +11,7 @@
 package journal
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,11 +51,21 @@ type Options struct {
 	DedupKeys int
 }
 
-// Entry is an undelivered message and where it still has to go.
-type Entry struct {
-	Msg   message.Message
-	Dests []string
+// entry is an undelivered message, kept compact because the pending set
+// is most of the bridge's memory: the message in its binary encoding (one
+// allocation instead of a struct and two strings) and the destinations it
+// still has to reach as bits indexing Journal.names.
+type entry struct {
+	rec   string
+	dests uint64
 }
+
+// maxDests bounds the destinations with undelivered messages at a time
+// (the radio and the peers): one bit each in entry.dests.
+const maxDests = 64
+
+// ErrDests: a message for a destination beyond the first maxDests.
+var ErrDests = errors.New("journal: too many destinations with undelivered messages")
 
 // Journal is safe for concurrent use.
 type Journal struct {
@@ -67,9 +78,11 @@ type Journal struct {
 	size     int
 	base     int // size right after the last roll-over (copied-forward data)
 	dirty    bool
-	pending  map[message.Key]*Entry
+	pending  map[message.Key]entry
 	order    []message.Key // acceptance order of pending
 	pendSize int
+	names    []string // destination of each entry.dests bit; "" is free
+	wbuf     []byte   // record scratch, reused under mu
 	seen     map[message.Key]struct{}
 	ring     []message.Key
 	ringPos  int
@@ -97,7 +110,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	j := &Journal{dir: dir, opts: opts, pending: map[message.Key]*Entry{}, seen: map[message.Key]struct{}{},
+	j := &Journal{dir: dir, opts: opts, pending: map[message.Key]entry{}, seen: map[message.Key]struct{}{},
 		ring: make([]message.Key, 0, min(opts.DedupKeys, 4096))}
 	segs, err := j.segments()
 	if err != nil {
@@ -165,27 +178,49 @@ func (j *Journal) openSeg(seq int) error {
 }
 
 // replay applies one segment's records and returns the offset after the
-// last good one.
+// last good one. It streams the segment through one record-sized buffer:
+// a segment holds up to MaxPending of copied-forward messages, which must
+// not be read into memory whole at start.
 func (j *Journal) replay(seq int) (int64, error) {
-	data, err := os.ReadFile(j.path(seq))
+	f, err := os.Open(j.path(seq))
 	if err != nil {
 		return 0, err
 	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 4096)
+	rec := make([]byte, 8+maxRecord)
 	var off int64
-	for len(data) >= 8 {
-		n := int(binary.BigEndian.Uint32(data))
-		if n > maxRecord || len(data) < 8+n || crc32.Checksum(data[8:8+n], crcTable) != binary.BigEndian.Uint32(data[4:]) {
-			j.stats.Corrupt++
-			break
+	for {
+		h, err := io.ReadFull(r, rec[:8])
+		if err == io.EOF {
+			return off, nil
 		}
-		j.apply(data[8 : 8+n])
-		data = data[8+n:]
+		if err != nil {
+			if err == io.ErrUnexpectedEOF && h > 0 {
+				j.stats.Corrupt++ // torn header
+				return off, nil
+			}
+			return 0, err
+		}
+		n := int(binary.BigEndian.Uint32(rec))
+		if n > maxRecord {
+			j.stats.Corrupt++
+			return off, nil
+		}
+		if _, err := io.ReadFull(r, rec[8:8+n]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				j.stats.Corrupt++ // torn record
+				return off, nil
+			}
+			return 0, err
+		}
+		if crc32.Checksum(rec[8:8+n], crcTable) != binary.BigEndian.Uint32(rec[4:]) {
+			j.stats.Corrupt++
+			return off, nil
+		}
+		j.apply(rec[8 : 8+n])
 		off += int64(8 + n)
 	}
-	if len(data) > 0 && len(data) < 8 {
-		j.stats.Corrupt++
-	}
-	return off, nil
 }
 
 func (j *Journal) apply(rec []byte) {
@@ -199,10 +234,11 @@ func (j *Journal) apply(rec []byte) {
 			j.stats.Corrupt++
 			return
 		}
-		dests := decodeDests(rest)
 		j.remember(m.Key)
-		if len(dests) > 0 {
-			j.addPending(&Entry{Msg: m, Dests: dests})
+		if dests, ok := j.destBits(rest); !ok {
+			j.stats.Corrupt++ // more destinations than Accept allows
+		} else if dests != 0 {
+			j.addPending(m.Key, entry{rec: string(message.Append(nil, &m)), dests: dests})
 		}
 		j.addRecent(m)
 	case recDone:
@@ -218,13 +254,62 @@ func (j *Journal) apply(rec []byte) {
 	}
 }
 
-func decodeDests(b []byte) []string {
-	var d []string
+// destBits interns the length-prefixed destination names of an accept
+// record.
+func (j *Journal) destBits(b []byte) (uint64, bool) {
+	var bits uint64
 	for len(b) > 0 && len(b) >= 1+int(b[0]) {
-		d = append(d, string(b[1:1+b[0]]))
+		bit, ok := j.bit(string(b[1:1+b[0]]), true)
+		if !ok {
+			return 0, false
+		}
+		bits |= bit
 		b = b[1+b[0]:]
 	}
-	return d
+	return bits, true
+}
+
+// bit returns dest's bit, interning the name if add; ok is false for an
+// unknown name (add false) or when all maxDests bits are taken by
+// destinations that still have undelivered messages.
+func (j *Journal) bit(dest string, add bool) (uint64, bool) {
+	free := -1
+	for i, n := range j.names {
+		if n == dest {
+			return 1 << i, true
+		}
+		if n == "" && free < 0 {
+			free = i
+		}
+	}
+	if !add {
+		return 0, false
+	}
+	if free < 0 && len(j.names) < maxDests {
+		j.names = append(j.names, "")
+		free = len(j.names) - 1
+	}
+	if free < 0 {
+		// Reclaim the bits of destinations nothing is pending for
+		// (renamed or removed peers).
+		var used uint64
+		for _, e := range j.pending {
+			used |= e.dests
+		}
+		for i := range j.names {
+			if used&(1<<i) == 0 {
+				j.names[i] = ""
+				if free < 0 {
+					free = i
+				}
+			}
+		}
+		if free < 0 {
+			return 0, false
+		}
+	}
+	j.names[free] = strings.Clone(dest)
+	return 1 << free, true
 }
 
 func (j *Journal) remember(k message.Key) {
@@ -241,16 +326,23 @@ func (j *Journal) remember(k message.Key) {
 	j.seen[k] = struct{}{}
 }
 
-func entrySize(e *Entry) int { return 64 + len(e.Msg.Body) + len(e.Msg.Sender) }
+// encHeader is the fixed part of message.Append's encoding.
+const encHeader = 26
 
-func (j *Journal) addPending(e *Entry) {
-	if old, ok := j.pending[e.Msg.Key]; ok {
-		j.pendSize -= entrySize(old)
+// entrySize is what an undelivered message counts against MaxPending:
+// 64 bytes plus its sender and body.
+func entrySize(sender, body int) int { return 64 + sender + body }
+
+func (e entry) size() int { return entrySize(0, len(e.rec)-encHeader) }
+
+func (j *Journal) addPending(k message.Key, e entry) {
+	if old, ok := j.pending[k]; ok {
+		j.pendSize -= old.size()
 	} else {
-		j.order = append(j.order, e.Msg.Key)
+		j.order = append(j.order, k)
 	}
-	j.pending[e.Msg.Key] = e
-	j.pendSize += entrySize(e)
+	j.pending[k] = e
+	j.pendSize += e.size()
 }
 
 func (j *Journal) markDone(k message.Key, dest string) {
@@ -258,14 +350,18 @@ func (j *Journal) markDone(k message.Key, dest string) {
 	if !ok {
 		return
 	}
-	if i := slices.Index(e.Dests, dest); i >= 0 {
-		e.Dests = slices.Delete(e.Dests, i, i+1)
+	if bit, ok := j.bit(dest, false); ok {
+		e.dests &^= bit
+		j.pending[k] = e
 	}
-	if len(e.Dests) == 0 {
+	if e.dests == 0 {
 		delete(j.pending, k)
-		j.pendSize -= entrySize(e)
+		j.pendSize -= e.size()
 		if i := slices.Index(j.order, k); i >= 0 {
 			j.order = slices.Delete(j.order, i, i+1)
+		}
+		if len(j.order) == 0 {
+			j.order = nil // drop a backing array grown by a burst
 		}
 	}
 }
@@ -276,12 +372,20 @@ func (j *Journal) addRecent(m message.Message) {
 	}
 }
 
-// write appends one record; the caller holds mu.
-func (j *Journal) write(rec []byte) error {
-	buf := make([]byte, 8, 8+len(rec))
+// record starts a record in j.wbuf: 8 header bytes (filled in by write)
+// and the record type. The caller holds mu.
+func (j *Journal) record(typ byte) []byte {
+	return append(j.wbuf[:0], 0, 0, 0, 0, 0, 0, 0, 0, typ)
+}
+
+// write appends one record made with record; the caller holds mu.
+func (j *Journal) write(buf []byte) error {
+	rec := buf[8:]
 	binary.BigEndian.PutUint32(buf, uint32(len(rec)))
 	binary.BigEndian.PutUint32(buf[4:], crc32.Checksum(rec, crcTable))
-	buf = append(buf, rec...)
+	if cap(buf) <= 2*maxRecord {
+		j.wbuf = buf[:0] // keep the grown scratch, bounded
+	}
 	if _, err := j.f.Write(buf); err != nil {
 		j.stats.WriteErrors++
 		// A short write (full disk) leaves a torn tail that replay cuts;
@@ -311,11 +415,18 @@ func (j *Journal) Accept(m message.Message, dests []string) (dup bool, err error
 		j.stats.Duplicates++
 		return true, nil
 	}
-	e := &Entry{Msg: m, Dests: slices.Clone(dests)}
-	if j.pendSize+entrySize(e) > j.opts.MaxPending {
+	if len(dests) > 0 && j.pendSize+entrySize(len(m.Sender), len(m.Body)) > j.opts.MaxPending {
 		return false, ErrFull
 	}
-	rec := message.Append([]byte{recAccept}, &m)
+	var bits uint64
+	for _, d := range dests {
+		bit, ok := j.bit(d, true)
+		if !ok {
+			return false, ErrDests
+		}
+		bits |= bit
+	}
+	rec := message.Append(j.record(recAccept), &m)
 	for _, d := range dests {
 		rec = append(rec, byte(len(d)))
 		rec = append(rec, d...)
@@ -325,8 +436,9 @@ func (j *Journal) Accept(m message.Message, dests []string) (dup bool, err error
 	}
 	j.stats.Accepted++
 	j.remember(m.Key)
-	if len(dests) > 0 {
-		j.addPending(e)
+	if bits != 0 {
+		enc := rec[8+1:]
+		j.addPending(m.Key, entry{rec: string(enc[:len(enc)-destsLen(dests)]), dests: bits})
 	}
 	j.addRecent(m)
 	return false, j.maybeRollover()
@@ -337,10 +449,10 @@ func (j *Journal) Done(k message.Key, dest string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	e, ok := j.pending[k]
-	if !ok || !slices.Contains(e.Dests, dest) {
+	if bit, known := j.bit(dest, false); !ok || !known || e.dests&bit == 0 {
 		return nil
 	}
-	rec := []byte{recDone}
+	rec := j.record(recDone)
 	rec = binary.BigEndian.AppendUint32(rec, k.Origin)
 	rec = binary.BigEndian.AppendUint32(rec, k.ID)
 	rec = append(rec, dest...)
@@ -356,16 +468,32 @@ func (j *Journal) Done(k message.Key, dest string) error {
 func (j *Journal) Pending(dest string, n int) []message.Message {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	bit, ok := j.bit(dest, false)
+	if !ok {
+		return nil
+	}
 	var out []message.Message
 	for _, k := range j.order {
-		if e := j.pending[k]; slices.Contains(e.Dests, dest) {
-			out = append(out, e.Msg)
+		if e := j.pending[k]; e.dests&bit != 0 {
+			m, _, err := message.Decode([]byte(e.rec))
+			if err != nil {
+				continue // cannot happen: encoded by Accept or replay
+			}
+			out = append(out, m)
 			if len(out) == n {
 				break
 			}
 		}
 	}
 	return out
+}
+
+func destsLen(dests []string) int {
+	n := 0
+	for _, d := range dests {
+		n += 1 + len(d)
+	}
+	return n
 }
 
 // Recent returns up to n of the last accepted messages, newest last.
@@ -424,15 +552,15 @@ func (j *Journal) rollover() error {
 	}
 	j.f, j.size = f, 0
 	werr := func() error {
-		seen := []byte{recSeen}
+		seen := j.record(recSeen)
 		for _, k := range j.ring {
 			seen = binary.BigEndian.AppendUint32(seen, k.Origin)
 			seen = binary.BigEndian.AppendUint32(seen, k.ID)
-			if len(seen)+8 > maxRecord {
+			if len(seen)-8+8 > maxRecord {
 				if err := j.write(seen); err != nil {
 					return err
 				}
-				seen = seen[:1]
+				seen = j.record(recSeen)
 			}
 		}
 		if err := j.write(seen); err != nil {
@@ -440,9 +568,11 @@ func (j *Journal) rollover() error {
 		}
 		for _, k := range j.order {
 			e := j.pending[k]
-			rec := message.Append([]byte{recAccept}, &e.Msg)
-			for _, d := range e.Dests {
-				rec = append(append(rec, byte(len(d))), d...)
+			rec := append(j.record(recAccept), e.rec...)
+			for i, d := range j.names {
+				if e.dests&(1<<i) != 0 {
+					rec = append(append(rec, byte(len(d))), d...)
+				}
 			}
 			if err := j.write(rec); err != nil {
 				return err

@@ -102,7 +102,11 @@ func str(b []byte) (string, []byte, error) {
 // become U+FFFD and control characters other than newline and tab are
 // dropped, so they cannot reach logs or LuCI as escape sequences.
 func Sanitize(b []byte) string {
+	if clean(b) {
+		return string(b) // the usual case: one exact-size copy
+	}
 	var sb strings.Builder
+	sb.Grow(len(b))
 	for len(b) > 0 {
 		r, n := utf8.DecodeRune(b)
 		b = b[n:]
@@ -115,6 +119,25 @@ func Sanitize(b []byte) string {
 		}
 	}
 	return sb.String()
+}
+
+// clean reports whether Sanitize would return b unchanged.
+func clean(b []byte) bool {
+	for len(b) > 0 {
+		if c := b[0]; c < utf8.RuneSelf {
+			if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
+				return false
+			}
+			b = b[1:]
+			continue
+		}
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 || r >= 0x80 && r < 0xa0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // PartID is the radio packet id of part i of a message whose first part
