@@ -7,7 +7,7 @@ ARCH     ?= all
 MESHKIT  := $(OUT)/host/meshkit
 # Packages whose tests also run as big-endian MIPS binaries under qemu.
 CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest \
-	./agent/config ./agent/status ./agent/overlay ./agent/shape \
+	./agent/config ./agent/status ./agent/overlay ./agent/shape ./agent/wan \
 	./lora-bridge/frame ./lora-bridge/meshpb ./lora-bridge/journal ./lora-bridge/message ./lora-bridge/airtime ./lora-bridge/alert
 FUZZTIME ?= 30s
 
@@ -49,6 +49,8 @@ bench: meshkit
 	$(GO) run ./tests/bench/build
 	$(GO) run ./tests/bench/lora
 	$(GO) run ./tests/bench/shape
+	$(GO) run ./tests/bench/overlay
+	$(GO) run ./tests/bench/wan
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)

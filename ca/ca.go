@@ -515,13 +515,6 @@ func LighthousesUCI(lhs []Lighthouse) ([]byte, error) {
 	return f.Marshal(), nil
 }
 
-// Files of an issued certificate directory, as the node imports them.
-const (
-	IssuedCert        = "node.crt"
-	IssuedCA          = "ca.crt"
-	IssuedLighthouses = "lighthouses"
-)
-
 // WriteTo writes the issued files into dir (created 0755: nothing secret).
 func (iss *Issued) WriteTo(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -553,24 +546,4 @@ func (c *CA) Blocklist() []byte {
 		}
 	}
 	return b.Bytes()
-}
-
-// ParseBlocklist reads a blocklist: one 64-hex-digit fingerprint per line,
-// '#' starts a comment, blank lines are ignored.
-func ParseBlocklist(data []byte) ([]string, error) {
-	var out []string
-	for i, l := range strings.Split(string(data), "\n") {
-		if j := strings.IndexByte(l, '#'); j >= 0 {
-			l = l[:j]
-		}
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		if !isHex64(l) {
-			return nil, fmt.Errorf("line %d: %q is not a certificate fingerprint (64 hex digits)", i+1, clip(l))
-		}
-		out = append(out, l)
-	}
-	return out, nil
 }

@@ -52,7 +52,7 @@ func ParseEntry(line []byte) (Entry, error) {
 	if e.Seq < 1 {
 		return e, fmt.Errorf("seq %d: want 1 or more", e.Seq)
 	}
-	if !nameRe.MatchString(e.Name) {
+	if ValidName(e.Name) != nil {
 		return e, fmt.Errorf("name %q is not a node name", clip(e.Name))
 	}
 	if !e.Address.Is4() {
@@ -79,18 +79,6 @@ func ParseEntry(line []byte) (Entry, error) {
 		return e, fmt.Errorf("op %q: want sign, renew or revoke", clip(e.Op))
 	}
 	return e, nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Node is a ledger's view of one enrollment: a name, a key and an

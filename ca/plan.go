@@ -6,9 +6,6 @@ import (
 	"slices"
 )
 
-// Roles a node can be enrolled with; they match agent/config's roles.
-var Roles = []string{"hub", "relay", "uplink", "client"}
-
 // Plan says which overlay addresses each role gets.
 type Plan struct {
 	Network netip.Prefix            // the whole overlay, e.g. 10.0.4.0/24

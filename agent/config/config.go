@@ -57,7 +57,11 @@ type Config struct {
 	// Relays this node asks peers to use to reach it (overlay addresses).
 	Relays []netip.Addr
 	// DNSPort is where a hub answers overlay-name queries (on its overlay address).
-	DNSPort            int
+	DNSPort int
+	// ServeLighthouse makes a relay a lighthouse too, so nodes that cannot
+	// reach the hub can still learn where their peers are and which relays
+	// reach them. A hub is always a lighthouse.
+	ServeLighthouse    bool
 	LighthouseInterval int // seconds
 	Punch              bool
 	MetricsPort        int   // 0 = off
@@ -68,9 +72,14 @@ type Config struct {
 	Lighthouses []Lighthouse
 	Routes      []Route
 	Rules       []Rule
+
+	// Uplinks and Failover: agent/wan's probing and failover (uplink.go).
+	Uplinks  []Uplink
+	Failover Failover
 }
 
-// Lighthouse is a hub every node asks where its peers are.
+// Lighthouse is a node (the hub, or a relay with option lighthouse '1')
+// that every node tells where it is and asks where its peers are.
 type Lighthouse struct {
 	Address   netip.Addr
 	Endpoints []string // public host:port
@@ -261,6 +270,19 @@ func FromUCI(f *uci.File) (*Config, error) {
 		c.Relays = append(c.Relays, r.addr("relay", v))
 	}
 	c.DNSPort = r.num("dns_port", 53, 1, 65535)
+	c.ServeLighthouse = c.Role == RoleHub
+	if v, ok := r.sec.Get("lighthouse"); ok {
+		on := r.boolean("lighthouse", false)
+		switch {
+		case r.err != nil:
+		case c.Role == RoleHub && !on:
+			r.fail("lighthouse", "%q: a hub is always a lighthouse", v)
+		case c.Role != RoleHub && c.Role != RoleRelay && on:
+			r.fail("lighthouse", "only a relay (or the hub) can be a lighthouse: it needs a public address every node can reach")
+		case c.Role == RoleRelay:
+			c.ServeLighthouse = on
+		}
+	}
 	c.LighthouseInterval = r.num("lighthouse_interval", DefaultLHInterval, 1, 3600)
 	c.Punch = r.boolean("punch", true)
 	defMetrics := DefaultMetricsPort
@@ -279,6 +301,10 @@ func FromUCI(f *uci.File) (*Config, error) {
 		r.fail("log_level", "%q is not debug, info, warning or error", c.LogLevel)
 	}
 	c.StateDir = r.path("state_dir", DefaultStateDir)
+	if r.err == nil && c.ServeLighthouse && c.Port == 0 {
+		// Nebula refuses it too, with a message that names no option.
+		r.fail("port", "a lighthouse needs a fixed port that the other nodes list as its endpoint")
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -301,7 +327,7 @@ func FromUCI(f *uci.File) (*Config, error) {
 			r.fail("endpoint", "missing: the lighthouse's public host:port")
 		}
 		if r.err == nil && lh.Address == c.Address.Addr() {
-			r.fail("address", "%s is this node's own address; a hub lists no lighthouse for itself", lh.Address)
+			r.fail("address", "%s is this node's own address; a lighthouse does not list itself", lh.Address)
 		}
 		if r.err != nil {
 			return nil, r.err
@@ -370,6 +396,9 @@ func FromUCI(f *uci.File) (*Config, error) {
 			return nil, r.err
 		}
 		c.Rules = append(c.Rules, ru)
+	}
+	if err := parseUplinks(f, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

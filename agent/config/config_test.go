@@ -28,8 +28,21 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hub.Port != DefaultPort || hub.MetricsPort != DefaultMetricsPort {
-		t.Errorf("hub defaults: port %d metrics %d", hub.Port, hub.MetricsPort)
+	if hub.Port != DefaultPort || hub.MetricsPort != DefaultMetricsPort || !hub.ServeLighthouse {
+		t.Errorf("hub defaults: port %d metrics %d lighthouse %v", hub.Port, hub.MetricsPort, hub.ServeLighthouse)
+	}
+	if c.ServeLighthouse {
+		t.Error("a client is not a lighthouse")
+	}
+	for v, want := range map[string]bool{"": false, "\toption lighthouse '1'\n": true, "\toption lighthouse '0'\n": false} {
+		relay, err := Parse("x", []byte("config overlay 'overlay'\n\toption role 'relay'\n\toption address '10.0.4.33/24'\n"+v+
+			"config lighthouse\n\toption address '10.0.4.1'\n\tlist endpoint '192.0.2.1:4242'\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if relay.ServeLighthouse != want {
+			t.Errorf("relay with %q: lighthouse %v, want %v", v, relay.ServeLighthouse, want)
+		}
 	}
 }
 
@@ -55,6 +68,10 @@ func TestErrors(t *testing.T) {
 		{ov("relay", "relay1"), `option 'relay': "relay1" is not an IPv4 address`},
 		{ov("dns_port", "0"), `option 'dns_port'`},
 		{ov("lighthouse_interval", "0"), `option 'lighthouse_interval'`},
+		{ov("lighthouse", "1"), `section 'overlay' option 'lighthouse': only a relay (or the hub) can be a lighthouse`},
+		{ov("lighthouse", "perhaps"), `option 'lighthouse': "perhaps" is not a boolean`},
+		{"config overlay 'overlay'\n\toption role 'hub'\n\toption address '10.0.4.1/24'\n\toption lighthouse '0'\n", `option 'lighthouse': "0": a hub is always a lighthouse`},
+		{"config overlay 'overlay'\n\toption role 'relay'\n\toption address '10.0.4.33/24'\n\toption lighthouse '1'\n\toption port '0'\n", `section 'overlay' option 'port': a lighthouse needs a fixed port`},
 		{ov("punch", "maybe"), `option 'punch': "maybe" is not a boolean`},
 		{ov("metrics_port", "-1"), `option 'metrics_port'`},
 		{ov("memory_limit", "lots"), `option 'memory_limit': "lots" is not a size`},

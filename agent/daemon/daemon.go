@@ -21,7 +21,10 @@ import (
 
 	"github.com/meshnode/meshnode/agent/config"
 	"github.com/meshnode/meshnode/agent/overlay"
+	"github.com/meshnode/meshnode/agent/shape"
 	"github.com/meshnode/meshnode/agent/status"
+	"github.com/meshnode/meshnode/agent/wan"
+	"github.com/meshnode/meshnode/internal/uci"
 )
 
 // Options are the command-line overrides of `meshnode run`.
@@ -40,6 +43,8 @@ type Options struct {
 type Daemon struct {
 	opt    Options
 	runner *overlay.Runner
+	wan    *wan.Manager  // nil when rtnetlink could not be opened
+	shaper *shape.Shaper // nil when tc netlink could not be opened
 
 	mu         sync.Mutex
 	lastReload *status.Reload
@@ -51,7 +56,7 @@ type Daemon struct {
 // for a configuration that cannot start (procd then logs it and gives up
 // after its respawn threshold instead of looping silently).
 func Run(ctx context.Context, opt Options) error {
-	cfg, err := load(opt)
+	cfg, shapeCfg, err := load(opt)
 	if err != nil {
 		return err
 	}
@@ -70,8 +75,15 @@ func Run(ctx context.Context, opt Options) error {
 	defer os.Remove(cfg.SocketPath())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if stop := d.startWAN(ctx, cfg); stop != nil {
+		// Before the overlay stops: failover's routes and rules go first.
+		defer stop()
+	}
+	if stop := d.startShaping(ctx, shapeCfg); stop != nil {
+		defer stop()
+	}
 	go func() {
-		if err := status.Serve(ctx, ln, status.Handler(d)); err != nil {
+		if err := status.Serve(ctx, ln, d.handler()); err != nil {
 			opt.Log.Error("status API stopped", "error", err)
 		}
 	}()
@@ -106,15 +118,26 @@ func Run(ctx context.Context, opt Options) error {
 	}
 }
 
-func load(opt Options) (*config.Config, error) {
-	cfg, err := config.Load(opt.ConfigPath)
+// load reads and validates the whole configuration file: the overlay and
+// failover settings and the shaping sections. Any error rejects all of it,
+// so a reload never applies half a configuration.
+func load(opt Options) (*config.Config, shape.Config, error) {
+	f, err := uci.ReadFile(opt.ConfigPath)
 	if err != nil {
-		return nil, err
+		return nil, shape.Config{}, err
+	}
+	cfg, err := config.FromUCI(f)
+	if err != nil {
+		return nil, shape.Config{}, err
+	}
+	shapeCfg, err := shape.ParseConfig(f)
+	if err != nil {
+		return nil, shape.Config{}, err
 	}
 	if opt.StateDir != "" {
 		cfg.StateDir = opt.StateDir
 	}
-	return cfg, nil
+	return cfg, shapeCfg, nil
 }
 
 // applyRuntime sets what the Go runtime and logger take from the config.
@@ -139,7 +162,7 @@ func applyRuntime(cfg *config.Config, opt Options) {
 // the running configuration in place and says why.
 func (d *Daemon) Reload() status.Reload {
 	res := status.Reload{Time: time.Now()}
-	cfg, err := load(d.opt)
+	cfg, shapeCfg, err := load(d.opt)
 	if err == nil {
 		res.Restarted, err = d.runner.Reload(cfg)
 	}
@@ -148,6 +171,17 @@ func (d *Daemon) Reload() status.Reload {
 		d.opt.Log.Error("configuration rejected, keeping the running one", "error", err)
 	} else {
 		res.OK = true
+		if d.wan != nil {
+			d.wan.Reload(cfg)
+		}
+		if d.shaper != nil {
+			// Validated in load; what can still fail is the kernel (an
+			// interface that is not there yet). The shaper retries on the
+			// next link event, so the rest of the reload stands.
+			if err := d.shaper.Apply(context.Background(), shapeCfg); err != nil {
+				res.Error = "shaping: " + err.Error()
+			}
+		}
 		applyRuntime(cfg, d.opt)
 		d.startMetrics(cfg)
 		d.opt.Log.Info("configuration applied", "nebula_restarted", res.Restarted)
@@ -226,7 +260,7 @@ func (d *Daemon) startMetrics(cfg *config.Config) {
 		d.metricsKey = ""
 		return
 	}
-	srv := &http.Server{Handler: status.MetricsHandler(d), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 5 * time.Second}
 	d.metrics = srv
 	go func() { _ = srv.Serve(ln) }()
 }
@@ -247,7 +281,9 @@ func (d *Daemon) stopMetricsLocked() {
 // ShowConfig returns the Nebula configuration generated from the file at
 // path, private key redacted, after the same checks `run` makes.
 func ShowConfig(path string) (string, error) {
-	cfg, err := config.Load(path)
+	// The same load as run and reload, so `config check` also validates
+	// the shaping sections.
+	cfg, _, err := load(Options{ConfigPath: path})
 	if err != nil {
 		return "", err
 	}
@@ -260,4 +296,93 @@ func ShowConfig(path string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("# Nebula configuration generated from %s (role %s)\n%s", path, cfg.Role, text), nil
+}
+
+// startWAN starts uplink failover; the returned func stops it and waits
+// until its routes and rules are removed.
+func (d *Daemon) startWAN(ctx context.Context, cfg *config.Config) (stop func()) {
+	k, err := wan.OpenKernel(0)
+	if err != nil {
+		d.opt.Log.Warn("uplink failover off: cannot open rtnetlink", "error", err)
+		return nil
+	}
+	d.wan = wan.New(cfg, wan.Options{Log: d.opt.Log, Kernel: k, Overlay: d.runner})
+	if d.opt.Uplinks == nil {
+		d.opt.Uplinks = d.wan.StatusJSON
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer k.Close()
+		if err := d.wan.Run(ctx); err != nil {
+			d.opt.Log.Error("uplink failover stopped", "error", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// startShaping starts the shaper with cfg and keeps it in place; the
+// returned func removes every qdisc and IFB it made.
+func (d *Daemon) startShaping(ctx context.Context, cfg shape.Config) (stop func()) {
+	k, err := shape.OpenKernel(0)
+	if err != nil {
+		d.opt.Log.Warn("shaping off: cannot open netlink for tc", "error", err)
+		return nil
+	}
+	d.shaper = shape.New(k, shape.SystemClock{}, d.opt.Log)
+	if d.opt.Shaping == nil {
+		d.opt.Shaping = func() json.RawMessage {
+			b, err := json.Marshal(d.shaper.Status())
+			if err != nil {
+				return nil
+			}
+			return b
+		}
+	}
+	if err := d.shaper.Apply(ctx, cfg); err != nil {
+		d.opt.Log.Error("shaping not applied yet; retrying on link events", "error", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.shaper.Run(ctx); err != nil && ctx.Err() == nil {
+			d.opt.Log.Error("shaping stopped", "error", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if err := d.shaper.Stop(); err != nil {
+			d.opt.Log.Warn("removing shaping", "error", err)
+		}
+		k.Close()
+	}
+}
+
+// handler is the status API plus the hotplug events for failover.
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", status.Handler(d))
+	if d.wan != nil {
+		mux.Handle("POST "+wan.EventPath, d.wan.EventHandler())
+	}
+	return mux
+}
+
+// metricsHandler serves the snapshot's metrics and failover's.
+func (d *Daemon) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		status.WriteMetrics(w, d.Snapshot())
+		if d.wan != nil {
+			d.wan.WriteMetrics(w)
+		}
+		if d.shaper != nil {
+			shape.WriteMetrics(w, d.shaper.Status())
+		}
+	})
+	return mux
 }

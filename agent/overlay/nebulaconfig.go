@@ -58,7 +58,7 @@ func Settings(c *config.Config, pem Material) map[string]any {
 	}
 
 	lh := m{
-		"am_lighthouse": hub,
+		"am_lighthouse": c.ServeLighthouse,
 		"interval":      c.LighthouseInterval,
 	}
 	if hub {
@@ -75,7 +75,12 @@ func Settings(c *config.Config, pem Material) map[string]any {
 		}
 		shm[l.Address.String()] = eps
 	}
-	if !hub {
+	// A lighthouse lists the other lighthouses too: Nebula's lighthouses
+	// never report to each other, so the Runner pushes this node's
+	// addresses and relays to them (PushesUpdates). That is how a relay
+	// that is a lighthouse learns which relays reach the hub. Nebula logs a
+	// warning about "upstream lighthouses" once per load; it is expected.
+	if !c.ServeLighthouse || len(hosts) > 0 {
 		lh["hosts"] = hosts
 	}
 	s["lighthouse"] = lh
@@ -112,6 +117,17 @@ func Settings(c *config.Config, pem Material) map[string]any {
 		s["tun"].(m)["unsafe_routes"] = routes
 	}
 	return s
+}
+
+// PushesUpdates reports whether Nebula, running settings, is a lighthouse
+// that lists other lighthouses: Nebula sends such a node's host updates
+// only when asked (Control.RebindUDPServer), so the Runner asks every
+// lighthouse interval.
+func PushesUpdates(settings map[string]any) bool {
+	lh, _ := settings["lighthouse"].(m)
+	am, _ := lh["am_lighthouse"].(bool)
+	hosts, _ := lh["hosts"].([]any)
+	return am && len(hosts) > 0
 }
 
 // firewall gives each role the inbound rules it needs to do its job; the

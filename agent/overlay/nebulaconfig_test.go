@@ -17,7 +17,10 @@ var fakePEM = Material{CA: "CA PEM", Cert: "CERT PEM", Key: "SECRET KEY PEM"}
 
 // TestGolden pins the Nebula configuration of every role.
 func TestGolden(t *testing.T) {
-	for _, role := range []string{"hub", "relay", "uplink", "client"} {
+	// relay-lighthouse: a relay that is also a lighthouse; hub-second-lighthouse:
+	// a hub that reports to it (so nodes that cannot reach the hub learn
+	// its relays there).
+	for _, role := range []string{"hub", "relay", "uplink", "client", "relay-lighthouse", "hub-second-lighthouse"} {
 		t.Run(role, func(t *testing.T) {
 			c, err := config.Load(filepath.Join("testdata", role+".uci"))
 			if err != nil {
@@ -66,6 +69,7 @@ func TestNeedsRestart(t *testing.T) {
 		{"cipher", func(c *config.Config) { c.Cipher = "chachapoly" }, []string{"cipher"}},
 		{"port", func(c *config.Config) { c.Port = 4243 }, []string{"listen.port"}},
 		{"device", func(c *config.Config) { c.Device = "nebula1" }, []string{"tun.dev"}},
+		{"lighthouse", func(c *config.Config) { c.ServeLighthouse = true; c.Port = 4242 }, []string{"lighthouse.am_lighthouse", "listen.port"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := *base
@@ -75,6 +79,21 @@ func TestNeedsRestart(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPushesUpdates: only a lighthouse that lists other lighthouses has
+// its updates pushed; every other node's Nebula sends its own.
+func TestPushesUpdates(t *testing.T) {
+	for name, want := range map[string]bool{"hub": false, "relay": false, "client": false,
+		"relay-lighthouse": true, "hub-second-lighthouse": true} {
+		c, err := config.Load(filepath.Join("testdata", name+".uci"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := PushesUpdates(Settings(c, fakePEM)); got != want {
+			t.Errorf("%s: PushesUpdates = %v, want %v", name, got, want)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ type Runner struct {
 	handshakes map[uint32]time.Time
 	stopped    bool
 	fatal      chan error
+	gw         *gatewayOverride // agent/wan's gateways (gateways.go)
 }
 
 // Start checks cfg's certificate and starts Nebula with it.
@@ -74,7 +75,29 @@ func (r *Runner) start(cfg *config.Config, settings map[string]any, info CertInf
 	r.started = time.Now()
 	r.handshakes = map[uint32]time.Time{}
 	go r.watch(ctrl)
+	go r.pushUpdates(ctrl)
 	return nil
+}
+
+// pushUpdates makes a lighthouse that lists other lighthouses report its
+// addresses and relays to them every lighthouse interval, as any other
+// node does: Nebula's own update loop does not run on lighthouses. On
+// Linux RebindUDPServer does not touch the socket; it only sends the
+// update (and makes tunnels re-query, which a lighthouse never does).
+func (r *Runner) pushUpdates(ctrl *nebula.Control) {
+	for {
+		r.mu.Lock()
+		if r.ctrl != ctrl {
+			r.mu.Unlock()
+			return
+		}
+		if PushesUpdates(r.settings) {
+			ctrl.RebindUDPServer()
+		}
+		interval := time.Duration(r.cfg.LighthouseInterval) * time.Second
+		r.mu.Unlock()
+		time.Sleep(interval)
+	}
 }
 
 // watch reports a Nebula that stopped without being asked to.
@@ -125,6 +148,7 @@ func (r *Runner) Reload(cfg *config.Config) (restarted bool, err error) {
 	if r.stopped {
 		return false, errors.New("overlay is stopped")
 	}
+	settings = r.withGateways(cfg, settings)
 	hard := NeedsRestart(r.settings, settings)
 	if cfg.Address != r.cfg.Address {
 		// Nebula refuses a certificate with other addresses on reload.

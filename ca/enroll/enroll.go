@@ -20,7 +20,7 @@ import (
 
 	"github.com/slackhq/nebula/cert"
 
-	"github.com/meshnode/meshnode/ca"
+	"github.com/meshnode/meshnode/ca/exchange"
 	"github.com/meshnode/meshnode/internal/atomicfile"
 	"github.com/meshnode/meshnode/internal/uci"
 )
@@ -108,8 +108,8 @@ func (n *Node) PublicKey() ([]byte, error) {
 // Request makes (or reuses) the node's key and writes its signing request
 // to the node's directory, where a bundle import finds it to carry it to
 // the CA.
-func (n *Node) Request(name, role string, groups []string) (*ca.Request, error) {
-	req := &ca.Request{Name: name, Role: role, Groups: groups, PublicKey: make([]byte, 32)}
+func (n *Node) Request(name, role string, groups []string) (*exchange.Request, error) {
+	req := &exchange.Request{Name: name, Role: role, Groups: groups, PublicKey: make([]byte, 32)}
 	// Validate before a key is made: a typo must not leave files behind.
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -126,7 +126,7 @@ func (n *Node) Request(name, role string, groups []string) (*ca.Request, error) 
 }
 
 // Pending returns the request waiting for a certificate, or nil.
-func (n *Node) Pending() (*ca.Request, error) {
+func (n *Node) Pending() (*exchange.Request, error) {
 	data, err := os.ReadFile(n.path(RequestFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -134,7 +134,7 @@ func (n *Node) Pending() (*ca.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := ca.ParseRequest(data)
+	r, err := exchange.ParseRequest(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.path(RequestFile), err)
 	}
@@ -156,7 +156,7 @@ func ReadResponse(path string) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, crt := path, filepath.Join(path, ca.IssuedCert)
+	dir, crt := path, filepath.Join(path, exchange.IssuedCert)
 	if !fi.IsDir() {
 		dir, crt = filepath.Dir(path), path
 	}
@@ -164,10 +164,10 @@ func ReadResponse(path string) (*Response, error) {
 	if r.Cert, err = os.ReadFile(crt); err != nil {
 		return nil, err
 	}
-	if r.CA, err = os.ReadFile(filepath.Join(dir, ca.IssuedCA)); err != nil {
+	if r.CA, err = os.ReadFile(filepath.Join(dir, exchange.IssuedCA)); err != nil {
 		return nil, fmt.Errorf("the CA certificate must come with %s: %w", crt, err)
 	}
-	if r.Lighthouses, err = os.ReadFile(filepath.Join(dir, ca.IssuedLighthouses)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if r.Lighthouses, err = os.ReadFile(filepath.Join(dir, exchange.IssuedLighthouses)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	return r, nil
@@ -325,7 +325,7 @@ func (n *Node) updatedConfig(inst *Installed, crt cert.Certificate, lighthouses 
 	}
 	role := ""
 	for _, g := range crt.Groups() {
-		if slices.Contains(ca.Roles, g) {
+		if slices.Contains(exchange.Roles, g) {
 			role = g
 			break
 		}

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/meshnode/meshnode/ca"
+	"github.com/meshnode/meshnode/ca/exchange"
 	"github.com/meshnode/meshnode/internal/atomicfile"
 )
 
@@ -126,5 +126,5 @@ func readBlocklist(n *Node) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ca.ParseBlocklist(data)
+	return exchange.ParseBlocklist(data)
 }

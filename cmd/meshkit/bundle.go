@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/meshnode/meshnode/feeds/bundle"
+	"github.com/meshnode/meshnode/feeds/bundle/export"
 )
 
 func cmdBundle(e env, args []string) error {
@@ -30,7 +30,7 @@ func cmdBundle(e env, args []string) error {
 	if *arches != "" {
 		as = strings.Split(*arches, ",")
 	}
-	m, err := bundle.Export(bundle.ExportOptions{To: *to, CADir: *caDir, FeedDir: *feeds, Arches: as, Firmware: firmware, Now: e.now()})
+	m, err := export.Export(export.ExportOptions{To: *to, CADir: *caDir, FeedDir: *feeds, Arches: as, Firmware: firmware, Now: e.now()})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/meshnode/meshnode/agent/config"
 	"github.com/meshnode/meshnode/agent/daemon"
 	"github.com/meshnode/meshnode/agent/status"
+	"github.com/meshnode/meshnode/agent/wan"
 	"github.com/meshnode/meshnode/ca/enroll"
 	"github.com/meshnode/meshnode/feeds/bundle"
 	"github.com/meshnode/meshnode/internal/version"
@@ -34,6 +35,7 @@ commands:
   reload [--socket PATH]                   re-read /etc/config/meshnode and apply it
   config show [--config FILE]              print the generated Nebula configuration, key redacted
   config check [--config FILE]             validate the configuration and certificates
+  wan event ACTION INTERFACE [DEVICE]      pass a netifd hotplug event (ifup, ifdown, ...) to the agent
   rpcd list | rpcd call <method>           the rpcd exec plugin (ubus object "meshnode")
   enroll --name N --role R [--groups G] [--out FILE|DIR|-]
                                            make this node's key pair and a signing request
@@ -74,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdReload(args[1:], stdout, stderr)
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "wan":
+		return cmdWAN(args[1:], stderr)
 	case "enroll":
 		return enroll.Main(context.Background(), nil, args[1:], stdout, stderr)
 	case "bundle":
@@ -157,6 +161,37 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := s.WriteText(stdout); err != nil {
+		return 1
+	}
+	var up wan.Status
+	if len(s.Uplinks) > 0 && json.Unmarshal(s.Uplinks, &up) == nil {
+		up.WriteText(stdout)
+	}
+	return 0
+}
+
+func cmdWAN(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := fs.String("socket", "", "agent socket")
+	if len(args) == 0 || args[0] != "event" {
+		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	a := fs.Args()
+	if len(a) < 2 || len(a) > 3 {
+		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
+		return 2
+	}
+	ev := wan.HotplugEvent{Action: a[0], Interface: a[1]}
+	if len(a) == 3 {
+		ev.Device = a[2]
+	}
+	if err := wan.SendEvent(socketPath(*sock), ev); err != nil {
+		fmt.Fprintln(stderr, "meshnode:", err)
 		return 1
 	}
 	return 0

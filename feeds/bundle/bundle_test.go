@@ -1,9 +1,11 @@
-package bundle
+package bundle_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/meshnode/meshnode/feeds/bundle"
+	"github.com/meshnode/meshnode/feeds/bundle/export"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +39,7 @@ type world struct {
 	caDir, feedDir, keyDir string
 	node                   *enroll.Node
 	opkg                   *fakeOpkg
-	im                     *Importer
+	im                     *bundle.Importer
 }
 
 // setup: a CA, a feed signed with its keys, one node with a signed
@@ -91,13 +93,13 @@ func setup(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.opkg = &fakeOpkg{}
-	w.im = &Importer{Node: w.node, KeyDir: w.keyDir, State: filepath.Join(w.node.Dir, "bundle.state"), Arch: arch, Opkg: w.opkg}
+	w.im = &bundle.Importer{Node: w.node, KeyDir: w.keyDir, State: filepath.Join(w.node.Dir, "bundle.state"), Arch: arch, Opkg: w.opkg}
 	return w
 }
 
-func (w *world) export(t *testing.T, to string, now time.Time, arches ...string) *Manifest {
+func (w *world) export(t *testing.T, to string, now time.Time, arches ...string) *bundle.Manifest {
 	t.Helper()
-	m, err := Export(ExportOptions{To: to, CADir: w.caDir, FeedDir: w.feedDir, Arches: arches, Now: now})
+	m, err := export.Export(export.ExportOptions{To: to, CADir: w.caDir, FeedDir: w.feedDir, Arches: arches, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +139,7 @@ func TestExportImport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(w.node.Dir, enroll.RequestFile)); !os.IsNotExist(err) {
 		t.Fatal("pending request still there after the certificate was installed")
 	}
-	st, err := os.ReadFile(filepath.Join(drive, StatusDir, "kitchen.txt"))
+	st, err := os.ReadFile(filepath.Join(drive, bundle.StatusDir, "kitchen.txt"))
 	if err != nil || !strings.Contains(string(st), "result ok") {
 		t.Fatalf("status: %s %v", st, err)
 	}
@@ -171,7 +173,7 @@ func TestPendingRequestWrittenBack(t *testing.T) {
 	if _, err := im.Import(context.Background(), drive); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(drive, RequestsDir, "garden.req"))
+	data, err := os.ReadFile(filepath.Join(drive, bundle.RequestsDir, "garden.req"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestTamperedFilesRefused(t *testing.T) {
 	drive := filepath.Join(t.TempDir(), "bundle")
 	m := w.export(t, drive, t0, arch)
 	before := snapshot(t, w.node.Dir)
-	paths := []string{ManifestFile, SigFile}
+	paths := []string{bundle.ManifestFile, bundle.SigFile}
 	for _, f := range m.Files {
 		paths = append(paths, f.Path)
 	}
@@ -202,10 +204,10 @@ func TestTamperedFilesRefused(t *testing.T) {
 		bad[len(bad)/2] ^= 1
 		os.WriteFile(full, bad, 0o644)
 		_, err := w.im.Import(context.Background(), drive)
-		var re *RefusedError
+		var re *bundle.RefusedError
 		if !errors.As(err, &re) {
 			t.Errorf("%s tampered: %v", p, err)
-		} else if p != SigFile && re.File != filepath.Join(drive, ManifestFile) && re.File != full {
+		} else if p != bundle.SigFile && re.File != filepath.Join(drive, bundle.ManifestFile) && re.File != full {
 			t.Errorf("%s tampered: error names %s", p, re.File)
 		}
 		if snapshot(t, w.node.Dir) != before || len(w.opkg.calls) != 0 {
@@ -230,10 +232,10 @@ func TestTamperedFilesRefused(t *testing.T) {
 	os.Remove(ipkPath)
 	expectRefused(t, w, drive, ipkPath, "missing")
 	os.WriteFile(ipkPath, orig, 0o644)
-	sig, _ := os.ReadFile(filepath.Join(drive, SigFile))
-	os.Remove(filepath.Join(drive, SigFile))
-	expectRefused(t, w, drive, filepath.Join(drive, SigFile), "not signed")
-	os.WriteFile(filepath.Join(drive, SigFile), sig, 0o644)
+	sig, _ := os.ReadFile(filepath.Join(drive, bundle.SigFile))
+	os.Remove(filepath.Join(drive, bundle.SigFile))
+	expectRefused(t, w, drive, filepath.Join(drive, bundle.SigFile), "not signed")
+	os.WriteFile(filepath.Join(drive, bundle.SigFile), sig, 0o644)
 	if snapshot(t, w.node.Dir) != before {
 		t.Fatal("node changed")
 	}
@@ -245,7 +247,7 @@ func TestTamperedFilesRefused(t *testing.T) {
 func expectRefused(t *testing.T, w *world, drive, file, msg string) {
 	t.Helper()
 	_, err := w.im.Import(context.Background(), drive)
-	var re *RefusedError
+	var re *bundle.RefusedError
 	if !errors.As(err, &re) || re.File != file || !strings.Contains(re.Msg, msg) {
 		t.Fatalf("want %s refused (%s), got %v", file, msg, err)
 	}
@@ -262,7 +264,7 @@ func TestRollbackRefused(t *testing.T) {
 	}
 	before := snapshot(t, w.node.Dir)
 	_, err := w.im.Import(context.Background(), old)
-	if err == nil || !strings.Contains(err.Error(), "rollback") || !strings.Contains(err.Error(), filepath.Join(old, ManifestFile)) {
+	if err == nil || !strings.Contains(err.Error(), "rollback") || !strings.Contains(err.Error(), filepath.Join(old, bundle.ManifestFile)) {
 		t.Fatalf("rollback: %v", err)
 	}
 	if snapshot(t, w.node.Dir) != before {
@@ -275,22 +277,22 @@ func TestUntrustedKeyRefused(t *testing.T) {
 	drive := filepath.Join(t.TempDir(), "bundle")
 	w.export(t, drive, t0)
 	other, _ := usign.Generate(bytes.NewReader(bytes.Repeat([]byte{7}, 64)), "other")
-	body, _ := os.ReadFile(filepath.Join(drive, ManifestFile))
-	os.WriteFile(filepath.Join(drive, SigFile), usign.Sign(other, body).Marshal(), 0o644)
-	expectRefused(t, w, drive, filepath.Join(drive, SigFile), "not trusted")
+	body, _ := os.ReadFile(filepath.Join(drive, bundle.ManifestFile))
+	os.WriteFile(filepath.Join(drive, bundle.SigFile), usign.Sign(other, body).Marshal(), 0o644)
+	expectRefused(t, w, drive, filepath.Join(drive, bundle.SigFile), "not trusted")
 }
 
 func TestManifestRoundTrip(t *testing.T) {
-	m := &Manifest{Version: 3, Created: t0, Files: []File{
+	m := &bundle.Manifest{Version: 3, Created: t0, Files: []bundle.File{
 		{Path: "feed/x86_64/Packages", Size: 10, SHA256: strings.Repeat("ab", 32)},
 		{Path: "ca/ca.crt", Size: 0, SHA256: strings.Repeat("00", 32)},
 	}}
-	got, err := ParseManifest(m.Marshal())
+	got, err := bundle.ParseManifest(m.Marshal())
 	if err != nil || got.Version != 3 || len(got.Files) != 2 || got.Files[0].Path != "ca/ca.crt" {
 		t.Fatal(got, err)
 	}
 	for _, bad := range []string{"../etc/passwd", "/etc/x", "requests/a.req", "feed/./x", "feed/.hidden", "MANIFEST"} {
-		if CheckPath(bad) == nil {
+		if bundle.CheckPath(bad) == nil {
 			t.Errorf("%s accepted", bad)
 		}
 	}
@@ -299,7 +301,7 @@ func TestManifestRoundTrip(t *testing.T) {
 func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte("meshnode-bundle 1\nversion 1\ncreated 2025-03-01T12:00:00Z\nfile " + strings.Repeat("ab", 32) + " 10 ca/ca.crt\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseManifest(data)
+		m, err := bundle.ParseManifest(data)
 		if err != nil {
 			return
 		}

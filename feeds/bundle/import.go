@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshnode/meshnode/ca"
 	"github.com/meshnode/meshnode/ca/enroll"
+	"github.com/meshnode/meshnode/ca/exchange"
 	"github.com/meshnode/meshnode/feeds/index"
 	"github.com/meshnode/meshnode/feeds/usign"
 	"github.com/meshnode/meshnode/internal/atomicfile"
@@ -40,7 +40,7 @@ func refuse(dir, file, format string, args ...any) error {
 }
 
 // verifySignature reads MANIFEST and checks MANIFEST.sig against keys.
-func verifySignature(dir string, keys map[string]*usign.PublicKey) (*Manifest, error) {
+func VerifySignature(dir string, keys map[string]*usign.PublicKey) (*Manifest, error) {
 	body, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, refuse(dir, ManifestFile, "missing: not a bundle, or the export did not finish")
@@ -119,7 +119,7 @@ type Verified struct {
 // bundle in dir. Files in the bundle that the manifest does not list are
 // refused too, apart from the unsigned write-back areas.
 func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified, error) {
-	m, err := verifySignature(dir, keys)
+	m, err := VerifySignature(dir, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 	var blocklist []string
 	if data, ok := v.small[BlocklistPth]; ok {
 		var err error
-		if blocklist, err = ca.ParseBlocklist(data); err != nil {
+		if blocklist, err = exchange.ParseBlocklist(data); err != nil {
 			return res, refuse(v.Dir, BlocklistPth, "%v", err)
 		}
 	}
@@ -318,14 +318,14 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 	// A certificate waits for us if one matches our key.
 	var waiting []string
 	for p := range v.small {
-		if strings.HasPrefix(p, CertsDir+"/") && path.Base(p) == ca.IssuedCert {
+		if strings.HasPrefix(p, CertsDir+"/") && path.Base(p) == exchange.IssuedCert {
 			waiting = append(waiting, path.Dir(p))
 		}
 	}
 	slices.Sort(waiting)
 	for _, d := range waiting {
-		r := &enroll.Response{Cert: v.small[d+"/"+ca.IssuedCert], CA: v.small[d+"/"+ca.IssuedCA],
-			Lighthouses: v.small[d+"/"+ca.IssuedLighthouses], Source: filepath.Join(v.Dir, d, ca.IssuedCert)}
+		r := &enroll.Response{Cert: v.small[d+"/"+exchange.IssuedCert], CA: v.small[d+"/"+exchange.IssuedCA],
+			Lighthouses: v.small[d+"/"+exchange.IssuedLighthouses], Source: filepath.Join(v.Dir, d, exchange.IssuedCert)}
 		if r.CA == nil {
 			r.CA = v.small[CACertPath]
 		}
@@ -407,7 +407,7 @@ func (im *Importer) writeBack(dir string, res *Result, impErr error) {
 			res.Request = p
 		}
 	}
-	if ca.ValidName(name) != nil {
+	if exchange.ValidName(name) != nil {
 		name = "unnamed"
 	}
 	var b strings.Builder

@@ -15,6 +15,7 @@ import (
 	"github.com/meshnode/meshnode/ca"
 	"github.com/meshnode/meshnode/ca/enroll"
 	"github.com/meshnode/meshnode/feeds/bundle"
+	"github.com/meshnode/meshnode/feeds/bundle/export"
 	"github.com/meshnode/meshnode/feeds/usign"
 )
 
@@ -76,7 +77,7 @@ func TestCeremony(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := bundle.Export(bundle.ExportOptions{To: drive, CADir: caDir}); err != nil {
+	if _, err := export.Export(export.ExportOptions{To: drive, CADir: caDir}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -123,7 +124,7 @@ func TestCeremony(t *testing.T) {
 	if err := c.Revoke("phone-shop", "stolen"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bundle.Export(bundle.ExportOptions{To: drive, CADir: caDir}); err != nil {
+	if _, err := export.Export(export.ExportOptions{To: drive, CADir: caDir}); err != nil {
 		t.Fatal(err)
 	}
 	shop := nodes[2]

@@ -89,7 +89,9 @@ func logs(t *testing.T, topo *Topology) {
 func TestOverlay(t *testing.T) {
 	needRoot(t)
 	bin := buildAgent(t)
-	prefix := fmt.Sprintf("mn%d-", os.Getpid()%100000)
+	// Unique per run: tests/shape, tests/lora and tests/ca make namespaces
+	// too, and `go test ./...` runs packages (and maybe two checkouts) at once.
+	prefix := fmt.Sprintf("mn%d-%d-", os.Getpid()%100000, time.Now().UnixNano()%10000)
 	topo, err := Build(prefix, bin, t.TempDir())
 	t.Cleanup(topo.Close)
 	if err != nil {
@@ -100,8 +102,13 @@ func TestOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// client2 cannot reach uplink2's home directly (a hard firewall on the
-	// path): it must go through the relay.
-	if err := NS(topo.Nodes["client2"].NS, "nft", "add table ip blk; add chain ip blk out { type filter hook output priority 0 ; } ; add rule ip blk out ip daddr 192.0.2.12 drop ; add chain ip blk in { type filter hook input priority 0 ; } ; add rule ip blk in ip saddr 192.0.2.12 drop"); err != nil {
+	// path), nor the hub's public address over UDP (an ISP that drops it):
+	// it must go through the relay for both. Nebula never asks a lighthouse
+	// about another lighthouse, so client2 lists only the relay as its
+	// lighthouse and learns there that the hub is reached through it.
+	c2 := topo.Nodes["client2"]
+	c2.Lighthouses = []string{"relay"}
+	if err := NS(c2.NS, "nft", "add table ip blk; add chain ip blk out { type filter hook output priority 0 ; } ; add rule ip blk out ip daddr 192.0.2.12 drop ; add rule ip blk out ip daddr 192.0.2.1 udp dport 1-65535 drop ; add chain ip blk in { type filter hook input priority 0 ; } ; add rule ip blk in ip saddr 192.0.2.12 drop ; add rule ip blk in ip saddr 192.0.2.1 udp sport 1-65535 drop"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"hub", "relay", "uplink1", "uplink2", "client", "client2"} {
@@ -162,7 +169,7 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("certificate: %+v (48 h certificate must warn)", s.Certificate)
 		}
 		c, err := waitStatus(topo.Nodes["client"], 10*time.Second, func(s status.Snapshot) bool {
-			return len(s.Lighthouses) == 1 && s.Lighthouses[0].Reachable
+			return len(s.Lighthouses) == 2 && s.Lighthouses[0].Reachable && s.Lighthouses[1].Reachable
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -179,7 +186,6 @@ func TestOverlay(t *testing.T) {
 	})
 
 	t.Run("relay for a blocked path", func(t *testing.T) {
-		c2 := topo.Nodes["client2"]
 		if err := ping(c2, "10.0.4.65", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +201,40 @@ func TestOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("client2 peers: %+v", s.Peers)
+	})
+
+	t.Run("hub through the relay when the direct path is blocked", func(t *testing.T) {
+		if err := ping(c2, "10.0.4.1", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s, err := waitStatus(c2, 10*time.Second, func(s status.Snapshot) bool {
+			for _, p := range s.Peers {
+				if p.Name == "hub" {
+					return len(p.Relays) == 1 && p.Relays[0] == "10.0.4.33" && p.Remote == ""
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "status", "--socket", c2.Socket()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "via relay 10.0.4.33") {
+			t.Errorf("meshnode status does not show the hub via the relay: %v\n%s", err, out)
+		}
+		t.Logf("client2 peers: %+v", s.Peers)
+		// The hub sees client2 through the relay as well: the tunnel is one.
+		h, err := waitStatus(topo.Nodes["hub"], 10*time.Second, func(s status.Snapshot) bool {
+			for _, p := range s.Peers {
+				if p.Name == "client2" {
+					return len(p.Relays) > 0
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Errorf("hub: %v (peers %+v)", err, h.Peers)
+		}
 	})
 
 	t.Run("SIGHUP applies in place", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/agent/overlay/certtest"
@@ -21,6 +22,9 @@ type Node struct {
 	Dir            string // config, certificates, socket
 	Cmd            *exec.Cmd
 	Extra          string // appended to the UCI overlay section
+	// Lighthouses names the nodes this one lists as lighthouses: the hub
+	// and the relay (which is a lighthouse too), never itself.
+	Lighthouses []string
 }
 
 // Topology is the test network: an "internet" namespace with a bridge,
@@ -30,7 +34,7 @@ type Topology struct {
 	Bin     string
 	Dir     string
 	Nodes   map[string]*Node
-	nss     []string
+	nss     Namespaces
 	Logf    func(string, ...any)
 	CA      *certtest.CA
 	Started []*Node
@@ -49,17 +53,42 @@ func NS(ns string, args ...string) error {
 	return sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
 }
 
-func (t *Topology) ns(name string) (string, error) {
-	n := t.Prefix + name
+// Namespaces creates network namespaces and removes them again. Nothing
+// in them is connected to the host's network unless a caller links it.
+type Namespaces struct {
+	Prefix string // unique per run, e.g. with the pid: names are global
+	mu     sync.Mutex
+	names  []string
+}
+
+// Add creates the namespace Prefix+name with loopback up and returns its name.
+func (s *Namespaces) Add(name string) (string, error) {
+	n := s.Prefix + name
 	if err := sh("ip", "netns", "add", n); err != nil {
 		return "", err
 	}
-	t.nss = append(t.nss, n)
+	s.mu.Lock()
+	s.names = append(s.names, n)
+	s.mu.Unlock()
 	return n, NS(n, "ip", "link", "set", "lo", "up")
 }
 
-// veth links a device in ns a with one in ns b.
-func veth(a, an, b, bn string) error {
+// Close removes every namespace Add made, newest first. Deleting a
+// namespace also removes its veths and TUN devices. Safe to call twice.
+func (s *Namespaces) Close() {
+	s.mu.Lock()
+	names := s.names
+	s.names = nil
+	s.mu.Unlock()
+	for i := len(names) - 1; i >= 0; i-- {
+		_ = sh("ip", "netns", "del", names[i])
+	}
+}
+
+func (t *Topology) ns(name string) (string, error) { return t.nss.Add(name) }
+
+// Veth links a device named an in namespace a with one named bn in b.
+func Veth(a, an, b, bn string) error {
 	tmp := fmt.Sprintf("v%d", time.Now().UnixNano()%1e9)
 	if err := sh("ip", "link", "add", tmp+"a", "netns", a, "type", "veth", "peer", "name", tmp+"b", "netns", b); err != nil {
 		return err
@@ -73,7 +102,7 @@ func veth(a, an, b, bn string) error {
 // Build creates the namespaces and links. Internet 192.0.2.0/24; home N
 // is 192.168.N.0/24 behind 192.0.2.1N with masquerade.
 func Build(prefix, bin, dir string) (*Topology, error) {
-	t := &Topology{Prefix: prefix, Bin: bin, Dir: dir, Nodes: map[string]*Node{}}
+	t := &Topology{Prefix: prefix, Bin: bin, Dir: dir, Nodes: map[string]*Node{}, nss: Namespaces{Prefix: prefix}}
 	inet, err := t.ns("inet")
 	if err != nil {
 		return t, err
@@ -89,7 +118,7 @@ func Build(prefix, bin, dir string) (*Topology, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := veth(n, "wan", inet, name); err != nil {
+		if err := Veth(n, "wan", inet, name); err != nil {
 			return "", err
 		}
 		for _, c := range [][]string{
@@ -104,8 +133,14 @@ func Build(prefix, bin, dir string) (*Topology, error) {
 		return n, nil
 	}
 	add := func(name, role, overlay, public, ns string) {
-		t.Nodes[name] = &Node{Name: name, NS: ns, Role: role, Overlay: overlay, Public: public,
+		n := &Node{Name: name, NS: ns, Role: role, Overlay: overlay, Public: public,
 			Dir: filepath.Join(dir, name)}
+		for _, lh := range []string{"hub", "relay"} {
+			if lh != name {
+				n.Lighthouses = append(n.Lighthouses, lh)
+			}
+		}
+		t.Nodes[name] = n
 	}
 	for _, x := range []struct{ name, role, ov, pub string }{
 		{"hub", "hub", "10.0.4.1", "192.0.2.1"},
@@ -130,7 +165,7 @@ func Build(prefix, bin, dir string) (*Topology, error) {
 		if err != nil {
 			return t, err
 		}
-		if err := veth(u, "wan", r, "lan"); err != nil {
+		if err := Veth(u, "wan", r, "lan"); err != nil {
 			return t, err
 		}
 		lan := fmt.Sprintf("192.168.%d", i+1)
@@ -187,10 +222,13 @@ func (t *Topology) UCI(n *Node) string {
 	fmt.Fprintf(&b, "\toption port '%s'\n\toption lighthouse_interval '2'\n\toption dns_port '5353'\n", port)
 	if n.Role != "relay" {
 		b.WriteString("\tlist relay '10.0.4.33'\n")
+	} else {
+		b.WriteString("\toption lighthouse '1'\n")
 	}
 	b.WriteString(n.Extra)
-	if n.Role != "hub" {
-		b.WriteString("\nconfig lighthouse 'hub'\n\toption address '10.0.4.1'\n\tlist endpoint '192.0.2.1:4242'\n")
+	for _, name := range n.Lighthouses {
+		lh := t.Nodes[name]
+		fmt.Fprintf(&b, "\nconfig lighthouse '%s'\n\toption address '%s'\n\tlist endpoint '%s:4242'\n", name, lh.Overlay, lh.Public)
 	}
 	return b.String()
 }
@@ -231,8 +269,5 @@ func (t *Topology) Close() {
 			_ = n.Cmd.Process.Kill()
 		}
 	}
-	for i := len(t.nss) - 1; i >= 0; i-- {
-		// Deleting a namespace also removes its veths and tun devices.
-		_ = sh("ip", "netns", "del", t.nss[i])
-	}
+	t.nss.Close()
 }

@@ -1,4 +1,9 @@
-package ca
+// Package exchange holds what travels by hand between a node and the CA:
+// signing requests, the files of an issued certificate, the blocklist, and
+// the rules for node names and roles. Routers import it to enroll and to
+// read bundles, so it must stay small: nothing here may pull in the CA's
+// key handling (OpenPGP and friends cost flash on every router).
+package exchange
 
 import (
 	"bytes"
@@ -33,7 +38,7 @@ var (
 // ValidName checks a node name.
 func ValidName(s string) error {
 	if !nameRe.MatchString(s) {
-		return fmt.Errorf("name %q: want 1-32 lower-case letters, digits and '-', not starting or ending with '-'", clip(s))
+		return fmt.Errorf("name %q: want 1-32 lower-case letters, digits and '-', not starting or ending with '-'", Clip(s))
 	}
 	return nil
 }
@@ -95,18 +100,18 @@ func ParseRequest(data []byte) (*Request, error) {
 	}
 	lines := strings.Split(string(data[:len(data)-1]), "\n")
 	if lines[0] != RequestMagic {
-		return nil, fmt.Errorf("line 1: want %q, got %q", RequestMagic, clip(lines[0]))
+		return nil, fmt.Errorf("line 1: want %q, got %q", RequestMagic, Clip(lines[0]))
 	}
 	seen := map[string]string{}
 	for i, l := range lines[1:] {
 		k, v, ok := strings.Cut(l, " ")
 		if !ok && l != "groups" {
-			return nil, fmt.Errorf("line %d: want 'field value', got %q", i+2, clip(l))
+			return nil, fmt.Errorf("line %d: want 'field value', got %q", i+2, Clip(l))
 		}
 		switch k {
 		case "name", "role", "groups", "public-key", "fingerprint":
 		default:
-			return nil, fmt.Errorf("line %d: unknown field %q", i+2, clip(k))
+			return nil, fmt.Errorf("line %d: unknown field %q", i+2, Clip(k))
 		}
 		if _, dup := seen[k]; dup {
 			return nil, fmt.Errorf("line %d: field %s given twice", i+2, k)
@@ -131,14 +136,58 @@ func ParseRequest(data []byte) (*Request, error) {
 		return nil, err
 	}
 	if fp := seen["fingerprint"]; fp != r.Fingerprint() {
-		return nil, fmt.Errorf("fingerprint %q does not match the public key (%s): the file was changed or damaged", clip(fp), r.Fingerprint())
+		return nil, fmt.Errorf("fingerprint %q does not match the public key (%s): the file was changed or damaged", Clip(fp), r.Fingerprint())
 	}
 	return r, nil
 }
 
-func clip(s string) string {
+// Clip shortens untrusted text quoted in an error message.
+func Clip(s string) string {
 	if len(s) > 40 {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// Roles a node can be enrolled with; they match agent/config's roles.
+var Roles = []string{"hub", "relay", "uplink", "client"}
+
+// Files of an issued certificate directory, as the node imports them.
+const (
+	IssuedCert        = "node.crt"
+	IssuedCA          = "ca.crt"
+	IssuedLighthouses = "lighthouses"
+)
+
+// ParseBlocklist reads a blocklist: one 64-hex-digit fingerprint per line,
+// '#' starts a comment, blank lines are ignored.
+func ParseBlocklist(data []byte) ([]string, error) {
+	var out []string
+	for i, l := range strings.Split(string(data), "\n") {
+		if j := strings.IndexByte(l, '#'); j >= 0 {
+			l = l[:j]
+		}
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if !IsHex64(l) {
+			return nil, fmt.Errorf("line %d: %q is not a certificate fingerprint (64 hex digits)", i+1, Clip(l))
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// IsHex64 reports whether s is a fingerprint: 64 lower-case hex digits.
+func IsHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

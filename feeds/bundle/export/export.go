@@ -1,10 +1,14 @@
-package bundle
+// Package export writes signed USB bundles on the CA's machine. It is apart
+// from feeds/bundle, which routers run to import them, so that routers do
+// not carry the CA's key handling and feed verification.
+package export
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/meshnode/meshnode/feeds/bundle"
 	"io"
 	"io/fs"
 	"os"
@@ -45,7 +49,7 @@ type source struct {
 // Export writes (or merges into) a signed bundle and returns its manifest.
 // Content is written first and the manifest and signature last, so a
 // drive pulled mid-export holds a bundle every node refuses.
-func Export(o ExportOptions) (*Manifest, error) {
+func Export(o ExportOptions) (*bundle.Manifest, error) {
 	c, err := ca.Open(o.CADir)
 	if err != nil {
 		return nil, err
@@ -66,9 +70,9 @@ func Export(o ExportOptions) (*Manifest, error) {
 	}
 
 	// An existing bundle must be ours and intact before we build on it.
-	var old *Manifest
-	if _, err := os.Stat(filepath.Join(o.To, ManifestFile)); err == nil {
-		old, err = verifySignature(o.To, map[string]*usign.PublicKey{sk.Fingerprint(): sk.Public()})
+	var old *bundle.Manifest
+	if _, err := os.Stat(filepath.Join(o.To, bundle.ManifestFile)); err == nil {
+		old, err = bundle.VerifySignature(o.To, map[string]*usign.PublicKey{sk.Fingerprint(): sk.Public()})
 		if err != nil {
 			return nil, fmt.Errorf("cannot merge into the bundle at %s: %w; export to an empty directory instead", o.To, err)
 		}
@@ -78,18 +82,18 @@ func Export(o ExportOptions) (*Manifest, error) {
 	if old != nil {
 		// Merge: keep feeds of other architectures and firmware images.
 		for _, f := range old.Files {
-			if strings.HasPrefix(f.Path, FeedDir+"/") || strings.HasPrefix(f.Path, FirmwareDir+"/") {
+			if strings.HasPrefix(f.Path, bundle.FeedDir+"/") || strings.HasPrefix(f.Path, bundle.FirmwareDir+"/") {
 				files[f.Path] = source{from: filepath.Join(o.To, filepath.FromSlash(f.Path))}
 			}
 		}
 	}
-	files[CACertPath] = source{data: c.CertPEM()}
-	files[BlocklistPth] = source{data: c.Blocklist()}
+	files[bundle.CACertPath] = source{data: c.CertPEM()}
+	files[bundle.BlocklistPth] = source{data: c.Blocklist()}
 	alertPub, err := os.ReadFile(filepath.Join(o.CADir, ca.AlertPub))
 	if err != nil {
 		return nil, err
 	}
-	files[AlertKeys] = source{data: alertPub}
+	files[bundle.AlertKeys] = source{data: alertPub}
 	if err := addIssued(files, c); err != nil {
 		return nil, err
 	}
@@ -105,8 +109,8 @@ func Export(o ExportOptions) (*Manifest, error) {
 		}
 	}
 	for _, img := range o.Firmware {
-		p := FirmwareDir + "/" + filepath.Base(img)
-		if err := CheckPath(p); err != nil {
+		p := bundle.FirmwareDir + "/" + filepath.Base(img)
+		if err := bundle.CheckPath(p); err != nil {
 			return nil, fmt.Errorf("%s: %w", img, err)
 		}
 		files[p] = source{from: img}
@@ -127,7 +131,7 @@ func Export(o ExportOptions) (*Manifest, error) {
 	if old != nil && created.Before(old.Created) {
 		created = old.Created // a laptop clock behind the last export must not look like a rollback
 	}
-	m := &Manifest{Version: version, Created: created}
+	m := &bundle.Manifest{Version: version, Created: created}
 
 	paths := make([]string, 0, len(files))
 	for p := range files {
@@ -149,13 +153,13 @@ func Export(o ExportOptions) (*Manifest, error) {
 	}
 	body := m.Marshal()
 	// Old signature first: MANIFEST new + .sig old is refused, never trusted.
-	if err := os.Remove(filepath.Join(o.To, SigFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(o.To, bundle.SigFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(o.To, ManifestFile), body, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.To, bundle.ManifestFile), body, 0o644); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(o.To, SigFile), usign.Sign(sk, body).Marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.To, bundle.SigFile), usign.Sign(sk, body).Marshal(), 0o644); err != nil {
 		return nil, err
 	}
 	if old != nil {
@@ -173,10 +177,10 @@ func Export(o ExportOptions) (*Manifest, error) {
 }
 
 // place writes one file into the bundle and returns its manifest entry.
-func place(root, p string, s source) (File, error) {
+func place(root, p string, s source) (bundle.File, error) {
 	dst := filepath.Join(root, filepath.FromSlash(p))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return File{}, err
+		return bundle.File{}, err
 	}
 	data := s.data
 	if data == nil {
@@ -185,32 +189,32 @@ func place(root, p string, s source) (File, error) {
 		}
 		var err error
 		if data, err = os.ReadFile(s.from); err != nil {
-			return File{}, err
+			return bundle.File{}, err
 		}
 	}
 	if cur, err := os.ReadFile(dst); err != nil || string(cur) != string(data) {
 		if err := atomicfile.WriteFile(dst, data, 0o644); err != nil {
-			return File{}, err
+			return bundle.File{}, err
 		}
 	}
 	sum := sha256.Sum256(data)
-	return File{Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
+	return bundle.File{Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 func abs(p string) string { a, _ := filepath.Abs(p); return a }
 
-func hashFile(file, p string) (File, error) {
+func hashFile(file, p string) (bundle.File, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return File{}, err
+		return bundle.File{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return File{}, err
+		return bundle.File{}, err
 	}
-	return File{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return bundle.File{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // addIssued adds every certificate waiting in the CA's issued/ directory.
@@ -239,7 +243,7 @@ func addIssued(files map[string]source, c *ca.CA) error {
 			if err != nil {
 				return err
 			}
-			files[path.Join(CertsDir, e.Name(), f)] = source{data: data}
+			files[path.Join(bundle.CertsDir, e.Name(), f)] = source{data: data}
 		}
 	}
 	return nil
@@ -282,7 +286,7 @@ func addFeed(files map[string]source, feedRoot, arch string, keys verify.Keys) e
 	}
 	// A re-exported architecture replaces the old one entirely.
 	for p := range files {
-		if strings.HasPrefix(p, FeedDir+"/"+arch+"/") {
+		if strings.HasPrefix(p, bundle.FeedDir+"/"+arch+"/") {
 			delete(files, p)
 		}
 	}
@@ -294,8 +298,8 @@ func addFeed(files map[string]source, feedRoot, arch string, keys verify.Keys) e
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		p := path.Join(FeedDir, arch, e.Name())
-		if err := CheckPath(p); err != nil {
+		p := path.Join(bundle.FeedDir, arch, e.Name())
+		if err := bundle.CheckPath(p); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Join(dir, e.Name()), err)
 		}
 		files[p] = source{from: filepath.Join(dir, e.Name())}

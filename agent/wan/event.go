@@ -1,0 +1,85 @@
+package wan
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"time"
+)
+
+// EventPath is where the status socket takes hotplug events.
+const EventPath = "/wan/event"
+
+// EventHandler serves POST EventPath for the status socket.
+func (m *Manager) EventHandler() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var ev HotplugEvent
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&ev); err != nil {
+			http.Error(w, "bad event: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := m.Event(r.Context(), ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// SendEvent passes a hotplug event to the agent listening on socket
+// (`meshnode wan event`, run by /etc/hotplug.d/iface/).
+func SendEvent(socket string, ev HotplugEvent) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		}}}
+	body, _ := json.Marshal(ev)
+	resp, err := c.Post("http://meshnode"+EventPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("cannot reach the agent at %s: %w", socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("agent answered %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// askNetifd asks netifd for an interface's device, for uplinks whose ifup
+// happened before the agent started (hotplug told nobody then). Off
+// OpenWrt there is no ubus and nothing is learned.
+func askNetifd(ctx context.Context, iface string) (HotplugEvent, bool) {
+	if _, err := exec.LookPath("ubus"); err != nil {
+		return HotplugEvent{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ubus", "call", "network.interface."+iface, "status").Output()
+	if err != nil {
+		return HotplugEvent{}, false
+	}
+	var st struct {
+		Up        bool   `json:"up"`
+		L3Device  string `json:"l3_device"`
+		Device    string `json:"device"`
+		Available bool   `json:"available"`
+	}
+	if json.Unmarshal(out, &st) != nil {
+		return HotplugEvent{}, false
+	}
+	dev := st.L3Device
+	if dev == "" {
+		dev = st.Device
+	}
+	if !st.Up || dev == "" {
+		return HotplugEvent{}, false
+	}
+	return HotplugEvent{Action: "ifup", Interface: iface, Device: dev}, true
+}

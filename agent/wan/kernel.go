@@ -1,0 +1,117 @@
+package wan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// ErrNoLink is returned by Kernel.Link for an interface that does not exist.
+var ErrNoLink = errors.New("no such network interface")
+
+// Link is what failover needs to know about an interface.
+type Link struct {
+	Index int
+	Name  string
+	// Up: administratively up and with carrier (IFF_UP and IFF_LOWER_UP).
+	Up           bool
+	PointToPoint bool // PPP, tun: routes need no gateway
+}
+
+// Nexthop is one path of a route. Without Gateway the destination is
+// reached directly on the device (tun, PPP).
+type Nexthop struct {
+	Gateway netip.Addr
+	Ifindex int
+	Weight  int // 1-256
+}
+
+// Route is the default route of one table. No hops and not Unreachable
+// means no route.
+type Route struct {
+	Table       int
+	Hops        []Nexthop
+	Unreachable bool
+}
+
+// Empty reports whether r removes the route.
+func (r Route) Empty() bool { return len(r.Hops) == 0 && !r.Unreachable }
+
+// Equal compares two routes, hop order included (plans sort them).
+func (r Route) Equal(o Route) bool {
+	return r.Table == o.Table && r.Unreachable == o.Unreachable && slices.Equal(r.Hops, o.Hops)
+}
+
+func (r Route) String() string {
+	if r.Unreachable {
+		return fmt.Sprintf("table %d: unreachable default", r.Table)
+	}
+	if len(r.Hops) == 0 {
+		return fmt.Sprintf("table %d: no default", r.Table)
+	}
+	var parts []string
+	for _, h := range r.Hops {
+		s := fmt.Sprintf("dev#%d", h.Ifindex)
+		if h.Gateway.IsValid() {
+			s = "via " + h.Gateway.String() + " " + s
+		}
+		parts = append(parts, fmt.Sprintf("%s weight %d", s, h.Weight))
+	}
+	return fmt.Sprintf("table %d: default %s", r.Table, strings.Join(parts, ", "))
+}
+
+// Rule is an ip rule the agent owns.
+type Rule struct {
+	Priority int
+	Table    int
+	Mark     uint32 // fwmark to match (0: none)
+	// SuppressPrefixLen 0 makes a lookup ignore default routes (-1: unset).
+	SuppressPrefixLen int
+	// IPProto and Sport match the overlay's own UDP packets.
+	IPProto uint8
+	Sport   uint16
+}
+
+// EventKind says what changed in the kernel.
+type EventKind int
+
+// Kernel events.
+const (
+	LinkChanged   EventKind = iota // appeared, came up, lost carrier, ...
+	LinkRemoved                    // went away
+	RoutesChanged                  // a default route of the main table changed (netifd's gateway)
+	EventsLost                     // the event socket overflowed: re-read everything
+)
+
+// Event is a kernel change reduced to what failover decides on; the rest
+// of the package never parses netlink.
+type Event struct {
+	Kind EventKind
+	Link Link
+}
+
+// Kernel is failover's seam to the kernel: links, routes and rules of one
+// network namespace. NetlinkKernel is the real one; tests use a fake.
+type Kernel interface {
+	// Link looks an interface up by name; ErrNoLink if absent.
+	Link(name string) (Link, error)
+	// Gateways returns the gateways of the main table's default routes
+	// by interface index: what netifd learned from DHCP or configuration.
+	Gateways() (map[int]netip.Addr, error)
+	// SetRoute makes r the default route of r.Table (deleting it when
+	// r is empty).
+	SetRoute(r Route) error
+	// AddRule adds r; an identical rule already there is not an error.
+	AddRule(r Rule) error
+	// DelRule removes r; a missing rule is not an error.
+	DelRule(r Rule) error
+	// LooseRPFilter makes reverse-path filtering on dev loose when it is
+	// strict, and says whether it changed anything.
+	LooseRPFilter(dev string) (bool, error)
+	// Events delivers link and route changes until ctx ends.
+	Events(ctx context.Context) (<-chan Event, error)
+	Close() error
+}
