@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,8 @@ func TestRouterBinariesLeaveOutHeavyDeps(t *testing.T) {
 	forbidden := map[string][]string{
 		"./cmd/meshnode": {"github.com/ProtonMail/go-crypto", "github.com/meshnode/meshnode/feeds/pgp",
 			"github.com/meshnode/meshnode/feeds/verify", "github.com/meshnode/meshnode/ca"},
+		// net/http's client (Transport, bundled HTTP/2) is ~450 KB of meshnode
+		// on MIPS; internal/httpconn does its few requests.
 		"./cmd/lora-bridge": {"net/http", "github.com/slackhq/nebula", "github.com/ProtonMail/go-crypto"},
 	}
 	for cmd, bad := range forbidden {
@@ -30,6 +33,26 @@ func TestRouterBinariesLeaveOutHeavyDeps(t *testing.T) {
 					t.Errorf("%s links %s", cmd, d)
 				}
 			}
+		}
+	}
+}
+
+// TestMeshnodeHasNoHTTPClient: the server half of net/http is in the agent
+// anyway (Nebula's metrics), the client half must not be.
+func TestMeshnodeHasNoHTTPClient(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "meshnode")
+	c := exec.Command("go", "build", "-o", bin, "./cmd/meshnode")
+	c.Dir = repoRoot
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	for _, sym := range []string{"net/http.(*Transport).roundTrip", "net/http.(*Client).do"} {
+		if strings.Contains(string(out), " "+sym+"\n") {
+			t.Errorf("meshnode links %s", sym)
 		}
 	}
 }

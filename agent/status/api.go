@@ -1,16 +1,18 @@
 package status
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpconn"
 )
 
 // Agent is what the API serves: the seam between the API and the running
@@ -83,32 +85,34 @@ type Client struct {
 	Socket string
 }
 
-func (c Client) http() *http.Client {
-	return &http.Client{
-		// Reloads that restart Nebula take a few seconds.
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", c.Socket)
-		}},
-	}
-}
-
 func (c Client) do(method, path string, out any) error {
-	req, err := http.NewRequest(method, "http://meshnode"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http().Do(req)
+	// Reloads that restart Nebula take a few seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
 	if err != nil {
 		return fmt.Errorf("cannot reach the agent at %s (is meshnode running? /etc/init.d/meshnode status): %w", c.Socket, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("agent answered %s: %s", resp.Status, b)
+	resp, err := httpconn.Do(ctx, conn, httpconn.Request{Method: method, Host: "meshnode", Path: path}, maxReply)
+	if err != nil {
+		return fmt.Errorf("agent at %s: %w", c.Socket, err)
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("agent answered %s: %s", resp.Status, clipReply(resp.Body))
+	}
+	return json.Unmarshal(resp.Body, out)
+}
+
+// maxReply bounds what the client reads; a snapshot of a large mesh is
+// well under it.
+const maxReply = 4 << 20
+
+func clipReply(b []byte) string {
+	if len(b) > 4096 {
+		b = b[:4096]
+	}
+	return string(bytes.TrimSpace(b))
 }
 
 // Status fetches the snapshot.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os/exec"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpconn"
 )
 
 // EventPath is where the status socket takes hotplug events.
@@ -34,20 +36,21 @@ func (m *Manager) EventHandler() http.HandlerFunc {
 // SendEvent passes a hotplug event to the agent listening on socket
 // (`meshnode wan event`, run by /etc/hotplug.d/iface/).
 func SendEvent(socket string, ev HotplugEvent) error {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}}}
-	body, _ := json.Marshal(ev)
-	resp, err := c.Post("http://meshnode"+EventPath, "application/json", bytes.NewReader(body))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
 		return fmt.Errorf("cannot reach the agent at %s: %w", socket, err)
 	}
-	defer resp.Body.Close()
+	body, _ := json.Marshal(ev)
+	resp, err := httpconn.Do(ctx, conn, httpconn.Request{Method: http.MethodPost, Host: "meshnode", Path: EventPath,
+		Header: map[string]string{"Content-Type": "application/json"}, Body: body}, 1024)
+	if err != nil {
+		return fmt.Errorf("agent at %s: %w", socket, err)
+	}
 	if resp.StatusCode != http.StatusNoContent {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("agent answered %s: %s", resp.Status, bytes.TrimSpace(b))
+		return fmt.Errorf("agent answered %s: %s", resp.Status, bytes.TrimSpace(resp.Body))
 	}
 	return nil
 }

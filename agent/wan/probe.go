@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpconn"
 
 	"github.com/meshnode/meshnode/agent/config"
 )
@@ -114,40 +117,36 @@ func (p *dnsProber) Probe(ctx context.Context, target string) (time.Duration, er
 
 func (p *dnsProber) Close() error { return nil }
 
-type httpProber struct{ c *http.Client }
+// httpProber sends HEAD over a connection dialled along the uplink's path.
+// Any status counts: a server answered through this uplink.
+type httpProber struct{ d *dialer }
 
-func newHTTPProber(d *dialer) *httpProber {
-	return &httpProber{c: &http.Client{
-		Transport: &http.Transport{
-			DialContext: d.netDialer().DialContext,
-			// A fresh connection per probe tests the path, not a pooled socket.
-			DisableKeepAlives: true,
-			Proxy:             nil,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
+func newHTTPProber(d *dialer) *httpProber { return &httpProber{d: d} }
 
 func (p *httpProber) Probe(ctx context.Context, target string) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, target, nil)
-	if err != nil {
-		return 0, err
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return 0, fmt.Errorf("%q is not an http:// URL", target)
 	}
-	req.Header.Set("User-Agent", "meshnode-probe")
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	path := u.RequestURI()
 	start := time.Now()
-	resp, err := p.c.Do(req)
+	// A fresh connection per probe tests the path, not a pooled socket.
+	conn, err := p.d.netDialer().DialContext(ctx, "tcp4", host)
 	if err != nil {
 		return 0, err
 	}
-	resp.Body.Close()
-	// Any status: a server answered through this uplink.
+	if _, err := httpconn.Do(ctx, conn, httpconn.Request{Method: http.MethodHead, Host: u.Host, Path: path,
+		Header: map[string]string{"User-Agent": "meshnode-probe"}}, 0); err != nil {
+		return 0, err
+	}
 	return time.Since(start), nil
 }
 
-func (p *httpProber) Close() error {
-	p.c.CloseIdleConnections()
-	return nil
-}
+func (p *httpProber) Close() error { return nil }
 
 // errTimeout is what a probe that got no answer reports.
 var errTimeout = errors.New("no answer")
