@@ -479,6 +479,12 @@ func (c *CA) issue(n Node) (*Issued, error) {
 		PublicKey: n.PublicKey,
 		Curve:     cert.Curve_CURVE25519,
 	}
+	if n.Role == "uplink" {
+		// An exit node routes for the whole internet: Nebula only accepts
+		// traffic to addresses in the certificate's unsafe networks, and
+		// the agent refuses to run an uplink without this one.
+		tbs.UnsafeNetworks = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	}
 	crt, err := tbs.Sign(c.caCert, cert.Curve_CURVE25519, c.caKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing %s: %w", n.Name, err)

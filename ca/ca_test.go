@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slackhq/nebula/cert"
 )
 
 var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -312,5 +314,33 @@ func TestPlanValidate(t *testing.T) {
 	p.Pools["relay"] = netip.MustParsePrefix("10.0.4.64/27")
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "overlaps") {
 		t.Fatal(err)
+	}
+}
+
+// TestUplinkCertificateRoutesTheInternet: an uplink's certificate carries
+// the unsafe network 0.0.0.0/0 (the agent refuses to run an exit node
+// without it); the other roles' do not.
+func TestUplinkCertificateRoutesTheInternet(t *testing.T) {
+	c, _ := newCA(t, DefaultPlan())
+	for _, role := range []string{"hub", "relay", "uplink", "client"} {
+		iss, err := c.Sign(newRequest(t, "u-"+role, role))
+		if err != nil {
+			t.Fatal(err)
+		}
+		crt, _, err := cert.UnmarshalCertificateFromPEM(iss.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var unsafe []string
+		for _, n := range crt.UnsafeNetworks() {
+			unsafe = append(unsafe, n.String())
+		}
+		want := ""
+		if role == "uplink" {
+			want = "0.0.0.0/0"
+		}
+		if got := strings.Join(unsafe, ","); got != want {
+			t.Errorf("%s: unsafe networks %q, want %q", role, got, want)
+		}
 	}
 }

@@ -39,6 +39,7 @@ const (
 	DefaultMemoryLimit = 20 << 20
 	DefaultStateDir    = "/var/run/meshnode"
 	DefaultLHInterval  = 10
+	DefaultBlocklist   = "/etc/meshnode/blocklist"
 )
 
 // Config is the desired state read from /etc/config/meshnode.
@@ -68,6 +69,10 @@ type Config struct {
 	MemoryLimit        int64 // bytes; 0 = no limit
 	LogLevel           string
 	StateDir           string // holds the status socket
+	// Blocklist is the file of revoked certificate fingerprints (one per
+	// line, as the CA writes it), Nebula's pki.blocklist; a missing file
+	// is an empty list.
+	Blocklist string
 
 	Lighthouses []Lighthouse
 	Routes      []Route
@@ -76,6 +81,9 @@ type Config struct {
 	// Uplinks and Failover: agent/wan's probing and failover (uplink.go).
 	Uplinks  []Uplink
 	Failover Failover
+
+	// LoRa: the agent's side of lora-bridge (lora.go).
+	LoRa LoRa
 }
 
 // Lighthouse is a node (the hub, or a relay with option lighthouse '1')
@@ -250,6 +258,7 @@ func FromUCI(f *uci.File) (*Config, error) {
 	c.CA = r.path("ca", "/etc/meshnode/ca.crt")
 	c.Cert = r.path("cert", "/etc/meshnode/node.crt")
 	c.Key = r.path("key", "/etc/meshnode/node.key")
+	c.Blocklist = r.path("blocklist", DefaultBlocklist)
 	defPort := DefaultPort
 	if c.Role == RoleClient {
 		// Clients are dialled through the lighthouse's punching; a random
@@ -398,6 +407,9 @@ func FromUCI(f *uci.File) (*Config, error) {
 		c.Rules = append(c.Rules, ru)
 	}
 	if err := parseUplinks(f, c); err != nil {
+		return nil, err
+	}
+	if err := parseLoRa(f, c); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -50,6 +50,7 @@ type Daemon struct {
 	lastReload *status.Reload
 	metrics    *http.Server
 	metricsKey string
+	lora       loraHTTP // lora-bridge's API relayed (lora.go)
 }
 
 // Run runs the agent until ctx ends or SIGTERM/SIGINT; it returns an error
@@ -67,6 +68,11 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	d := &Daemon{opt: opt, runner: r}
 	defer r.Stop()
+	d.startLoRa(cfg)
+	defer d.stopLoRa()
+	if d.opt.LoRa == nil {
+		d.opt.LoRa = d.loraStatus
+	}
 
 	ln, err := status.Listen(cfg.SocketPath())
 	if err != nil {
@@ -184,6 +190,7 @@ func (d *Daemon) Reload() status.Reload {
 		}
 		applyRuntime(cfg, d.opt)
 		d.startMetrics(cfg)
+		d.startLoRa(cfg)
 		d.opt.Log.Info("configuration applied", "nebula_restarted", res.Restarted)
 	}
 	d.mu.Lock()
@@ -365,6 +372,7 @@ func (d *Daemon) startShaping(ctx context.Context, cfg shape.Config) (stop func(
 func (d *Daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", status.Handler(d))
+	mux.Handle("POST /lora/", d.loraRelay(nil))
 	if d.wan != nil {
 		mux.Handle("POST "+wan.EventPath, d.wan.EventHandler())
 	}

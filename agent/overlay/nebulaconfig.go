@@ -18,6 +18,8 @@ import (
 // so what the agent checked is exactly what Nebula runs with.
 type Material struct {
 	CA, Cert, Key string
+	// Blocklist: fingerprints of revoked certificates (pki.blocklist).
+	Blocklist []string
 }
 
 // Redacted replaces the private key in a Nebula settings map.
@@ -55,6 +57,16 @@ func Settings(c *config.Config, pem Material) map[string]any {
 		"handshakes": m{"try_interval": "100ms", "retries": 10},
 		"logging":    m{"level": c.LogLevel, "format": "text"},
 		"firewall":   firewall(c),
+	}
+
+	if len(pem.Blocklist) > 0 {
+		// Revocations from the CA: Nebula refuses these certificates and,
+		// on a reload, tears down their tunnels.
+		bl := make([]any, 0, len(pem.Blocklist))
+		for _, fp := range pem.Blocklist {
+			bl = append(bl, fp)
+		}
+		s["pki"].(m)["blocklist"] = bl
 	}
 
 	lh := m{
@@ -154,6 +166,13 @@ func firewall(c *config.Config) m {
 	if c.MetricsPort != 0 {
 		in = append(in, rule("tcp", fmt.Sprint(c.MetricsPort), "host", "any"))
 	}
+	if c.LoRa.Overlay {
+		// lora-bridge's API relayed by the agent: only the allowed groups
+		// (the agent checks the caller's certificate again).
+		for _, g := range c.LoRa.Groups {
+			in = append(in, rule("tcp", fmt.Sprint(c.LoRa.Port), "group", g))
+		}
+	}
 	for _, r := range c.Rules {
 		e := rule(r.Proto, r.Port)
 		for k, v := range map[string]string{"host": r.Host, "group": r.Group, "cidr": r.CIDR, "local_cidr": r.LocalCIDR} {
@@ -201,7 +220,7 @@ func Redact(settings map[string]any) map[string]any {
 // reloadable lists the settings Nebula applies to a running process
 // (those its reload callbacks watch). Anything else needs a restart.
 var reloadable = []string{
-	"pki.ca", "pki.cert", "pki.key", "pki.disconnect_invalid",
+	"pki.ca", "pki.cert", "pki.key", "pki.disconnect_invalid", "pki.blocklist",
 	"firewall", "lighthouse.hosts", "lighthouse.interval", "static_host_map",
 	"punchy", "relay", "tun.mtu", "tun.unsafe_routes", "logging",
 	"listen.send_recv_error",

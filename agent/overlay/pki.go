@@ -11,6 +11,7 @@ import (
 	"github.com/slackhq/nebula/cert"
 
 	"github.com/meshnode/meshnode/agent/config"
+	"github.com/meshnode/meshnode/ca/exchange"
 )
 
 // CertInfo is what status reports about the node's own certificate.
@@ -49,6 +50,9 @@ func LoadMaterial(c *config.Config, now time.Time) (Material, CertInfo, error) {
 	fail := func(opt, format string, args ...any) (Material, CertInfo, error) {
 		return mat, CertInfo{}, &config.Error{File: c.File, Section: "overlay", Option: opt, Msg: fmt.Sprintf(format, args...)}
 	}
+	if mat.Blocklist, err = ReadBlocklist(c.Blocklist); err != nil {
+		return fail("blocklist", "%v", err)
+	}
 
 	pool, err := cert.NewCAPoolFromPEM([]byte(mat.CA))
 	if err != nil {
@@ -85,4 +89,24 @@ func LoadMaterial(c *config.Config, now time.Time) (Material, CertInfo, error) {
 		return fail("role", "uplink: %s has no unsafe network 0.0.0.0/0, so peers will not send exit traffic to it", c.Cert)
 	}
 	return mat, CertInfo{Name: crt.Name(), Groups: crt.Groups(), NotAfter: crt.NotAfter()}, nil
+}
+
+// ReadBlocklist reads the revoked certificates' fingerprints from path
+// ("" or a missing file: none). An error names the file and the line.
+func ReadBlocklist(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	fps, err := exchange.ParseBlocklist(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return fps, nil
 }

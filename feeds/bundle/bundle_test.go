@@ -310,3 +310,44 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestNewBlocklistReloadsAgent: a bundle whose only news is a revocation
+// reloads the agent, so the revoked node's tunnels go at once; an import
+// with nothing new does not.
+func TestNewBlocklistReloadsAgent(t *testing.T) {
+	w := setup(t)
+	reloads := 0
+	w.node.Reload = func(context.Context) error { reloads++; return nil }
+	first := filepath.Join(t.TempDir(), "first")
+	w.export(t, first, t0)
+	if _, err := w.im.Import(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	afterFirst := reloads // the waiting certificate was installed: one reload
+
+	c, err := ca.Open(w.caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Now = func() time.Time { return t0.Add(time.Minute) }
+	if err := c.Revoke("bakery", "lost router"); err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(t.TempDir(), "second")
+	w.export(t, second, t0.Add(2*time.Minute))
+	res, err := w.im.Import(context.Background(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Blocklist == 0 || reloads != afterFirst+1 {
+		t.Errorf("revocation: blocklist %d entries, %d reloads after the first import's %d", res.Blocklist, reloads, afterFirst)
+	}
+	third := filepath.Join(t.TempDir(), "third")
+	w.export(t, third, t0.Add(3*time.Minute))
+	if _, err := w.im.Import(context.Background(), third); err != nil {
+		t.Fatal(err)
+	}
+	if reloads != afterFirst+1 {
+		t.Errorf("an import with nothing new reloaded the agent (%d reloads)", reloads)
+	}
+}

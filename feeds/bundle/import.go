@@ -302,14 +302,17 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 			alertKeys = append(alertKeys, l)
 		}
 	}
+	blocklistChanged := false
 	if data, ok := v.small[BlocklistPth]; ok {
-		if err := writeIfChanged(filepath.Join(n.Dir, enroll.BlocklistFile), data); err != nil {
+		changed, err := writeIfChanged(filepath.Join(n.Dir, enroll.BlocklistFile), data)
+		if err != nil {
 			return res, err
 		}
+		blocklistChanged = changed
 		res.Blocklist = len(blocklist)
 	}
 	if alertKeys != nil {
-		if err := writeIfChanged(filepath.Join(n.Dir, "alert-keys"), []byte(strings.Join(alertKeys, "\n")+"\n")); err != nil {
+		if _, err := writeIfChanged(filepath.Join(n.Dir, "alert-keys"), []byte(strings.Join(alertKeys, "\n")+"\n")); err != nil {
 			return res, err
 		}
 		res.AlertKeys = len(alertKeys)
@@ -338,6 +341,14 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 		}
 		res.Certificate = inst
 		break
+	}
+	// A new certificate reloads the agent already (enroll.Import); a new
+	// blocklist alone must too, or revoked nodes keep their tunnels until
+	// the next restart.
+	if blocklistChanged && (res.Certificate == nil || !res.Certificate.Changed) && n.Reload != nil {
+		if err := n.Reload(ctx); err != nil {
+			return res, fmt.Errorf("blocklist installed, but reloading the agent failed: %w", err)
+		}
 	}
 
 	if im.Arch != "" && im.Opkg != nil {
@@ -379,14 +390,16 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 	return res, nil
 }
 
-func writeIfChanged(p string, data []byte) error {
+// writeIfChanged reports whether it wrote: an unchanged file is left
+// alone (flash wear, and no reload needed).
+func writeIfChanged(p string, data []byte) (bool, error) {
 	if cur, err := os.ReadFile(p); err == nil && bytes.Equal(cur, data) {
-		return nil
+		return false, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+		return false, err
 	}
-	return atomicfile.WriteFile(p, data, 0o644)
+	return true, atomicfile.WriteFile(p, data, 0o644)
 }
 
 // writeBack leaves the node's pending request and a status report on the

@@ -1,11 +1,15 @@
 // Package ca_test runs the key ceremony end to end in a temporary
 // directory: create the CA, enroll three nodes, sign, carry a bundle,
-// import, and check the certificates with stock nebula-cert.
+// import, check the certificates with stock nebula-cert, and (as root)
+// run the real agent on each node in network namespaces with exactly the
+// files the import installed: every pair pings over the overlay, and a
+// revoked node is refused once the hub reloads with the blocklist.
 package ca_test
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +30,8 @@ func TestCeremony(t *testing.T) {
 
 	// 1. CA on the air-gapped laptop.
 	fps, err := ca.Init(caDir, ca.InitOptions{Name: "kitchen", Plan: ca.DefaultPlan(),
-		Lighthouses: []ca.Lighthouse{{Address: ca.DefaultPlan().Pools["hub"].Addr(), Endpoints: []string{"hub.example.net:4242"}}}})
+		// The hub's public address in the namespaces below (mesh.go).
+		Lighthouses: []ca.Lighthouse{{Address: ca.DefaultPlan().Pools["hub"].Addr(), Endpoints: []string{hubEndpoint}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +50,8 @@ func TestCeremony(t *testing.T) {
 		root := filepath.Join(tmp, nd.name)
 		nd.n = &enroll.Node{Dir: filepath.Join(root, "etc", "meshnode"), Config: filepath.Join(root, "etc", "config", "meshnode")}
 		os.MkdirAll(filepath.Dir(nd.n.Config), 0o755)
-		os.WriteFile(nd.n.Config, []byte("config overlay 'overlay'\n\toption role 'client'\n"), 0o644)
+		// The package's default configuration, with this node's paths.
+		os.WriteFile(nd.n.Config, []byte(defaultConfig(nd.n.Dir)), 0o644)
 		// The node already trusts the feed key (meshnode-keyring).
 		keys := filepath.Join(root, "etc", "opkg", "keys")
 		os.MkdirAll(keys, 0o755)
@@ -98,7 +104,7 @@ func TestCeremony(t *testing.T) {
 			t.Fatalf("%s config:\n%s", nd.name, conf)
 		}
 		// The hub lists no lighthouse for itself; the others dial it.
-		if hasLH := strings.Contains(string(conf), "hub.example.net:4242"); hasLH == (nd.role == "hub") {
+		if hasLH := strings.Contains(string(conf), hubEndpoint); hasLH == (nd.role == "hub") {
 			t.Fatalf("%s config lighthouses:\n%s", nd.name, conf)
 		}
 		if st, err := os.ReadFile(filepath.Join(drive, bundle.StatusDir, nd.name+".txt")); err != nil || !strings.Contains(string(st), "result ok") {
@@ -118,6 +124,13 @@ func TestCeremony(t *testing.T) {
 			t.Fatalf("nebula-cert print %s: %v\n%s", nd.name, err, out)
 		}
 	}
+
+	// 5b. The three nodes form a mesh with those files (root only).
+	var m *mesh
+	t.Run("mesh", func(st *testing.T) {
+		m = startMesh(t, st, tmp, []meshNode{{nodes[0].n, nodes[0].name, "hub"}, {nodes[1].n, nodes[1].name, "uplink1"}, {nodes[2].n, nodes[2].name, "client"}})
+		m.pingAll(st)
+	})
 
 	// 6. Revocation travels as a blocklist; nebula-cert refuses nothing
 	// by itself, but the node's import does.
@@ -140,6 +153,22 @@ func TestCeremony(t *testing.T) {
 	rc := enroll.Main(context.Background(), shop.n, []string{"--import", filepath.Join(caDir, ca.IssuedDir, "hub")}, &bytes.Buffer{}, &errb)
 	if rc == 0 || !strings.Contains(errb.String(), "another node") {
 		t.Fatalf("importing another node's certificate: %d %s", rc, errb.String())
+	}
+
+	// 7. The hub takes the same bundle: its agent reloads with the
+	// blocklist and refuses the revoked node's tunnel.
+	if m != nil {
+		t.Run("revoked node refused", func(t *testing.T) {
+			hub := nodes[0]
+			im := &bundle.Importer{Node: hub.n, KeyDir: filepath.Join(tmp, hub.name, "etc", "opkg", "keys"), State: filepath.Join(hub.n.Dir, "bundle.state")}
+			m.revoke(t, "phone-shop", func() error {
+				res, err := im.Import(context.Background(), drive)
+				if err == nil && res.Blocklist != 1 {
+					return fmt.Errorf("hub imported %d blocklist entries", res.Blocklist)
+				}
+				return err
+			})
+		})
 	}
 }
 

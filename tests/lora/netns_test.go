@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshnode/meshnode/lora-bridge/bridge"
 	"github.com/meshnode/meshnode/lora-bridge/simradio"
+	"github.com/meshnode/meshnode/tests/overlay"
 )
 
 // The tests below run the real lora-bridge binary twice, each process in
@@ -32,6 +33,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Helpers agent_test.go runs inside a namespace (they exit).
+	postMain()
+	overlay.PingMain()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

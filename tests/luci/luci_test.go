@@ -1,7 +1,9 @@
 // Package luci tests luci-app-meshnode's view in a real browser: headless
 // Chromium loads the view with the stand-in loader in standin/, fed with
-// JSON from a real agent running in the namespace topology of
-// tests/overlay, edited for each state a node host may meet.
+// the JSON a real agent (shaping and failover in the namespace topology of
+// tests/overlay, capture_test.go) and a real lora-bridge (simulated radio)
+// returned in each state a node host may meet. A few states are edits of
+// that JSON, said where they are made.
 package luci
 
 import (
@@ -13,13 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshnode/meshnode/agent/status"
-	"github.com/meshnode/meshnode/tests/overlay"
 )
 
 const (
@@ -29,78 +32,6 @@ const (
 	shotDir    = "../../out/screenshots"
 )
 
-const shareUCI = `config overlay 'overlay'
-	option role 'client'
-
-config share 'share'
-	option upload_min '2000'
-	option upload_max '20000'
-
-config shape 'wan'
-	option device 'wan'
-	option upload '10000'
-	option download '50000'
-`
-
-// agentJSON returns the rpcd reply of a real agent (a client joined to a
-// hub in network namespaces) and of the plugin when the agent is down.
-func agentJSON(t *testing.T) (running, down []byte) {
-	bin := filepath.Join(t.TempDir(), "meshnode")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/meshnode/meshnode/cmd/meshnode")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	rpcd := func(sock string) []byte {
-		out, err := exec.Command(bin, "rpcd", "--socket", sock, "call", "status").Output()
-		if err != nil {
-			t.Fatalf("meshnode rpcd call status: %v", err)
-		}
-		return out
-	}
-	down = rpcd(filepath.Join(t.TempDir(), "no-agent.sock"))
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for the agent in network namespaces (run `make test` as root)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("no /dev/net/tun for the agent")
-	}
-	topo, err := overlay.Build(fmt.Sprintf("lu%d-", os.Getpid()%100000), bin, t.TempDir())
-	defer topo.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topo.Certify(); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"hub", "relay", "client"} {
-		if err := topo.Start(topo.Nodes[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	client := topo.Nodes["client"]
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		s, err := status.Client{Socket: client.Socket()}.Status()
-		if err == nil && len(s.Lighthouses) > 0 && allReachable(s.Lighthouses) {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(client.Dir, "agent.log"))
-			t.Fatalf("client never reached the hub (last %v, %+v)\n%s", err, s, log)
-		}
-	}
-	return rpcd(client.Socket()), down
-}
-
-func allReachable(ls []status.Lighthouse) bool {
-	for _, l := range ls {
-		if !l.Reachable {
-			return false
-		}
-	}
-	return true
-}
-
 // reply is one ubus answer: code 0 with data, or an error code; hang makes
 // the server never answer (the stand-in's rpc timeout fires).
 type reply struct {
@@ -109,8 +40,14 @@ type reply struct {
 	hang bool
 }
 
+func raw(b []byte) reply { return reply{data: json.RawMessage(b)} }
+
 type scenario struct {
-	status, lora reply
+	status, lora, recent reply
+	share                *reply // nil: the share methods on the live agent's config
+	// live: status, lora status and recent come from the running agent
+	// and bridge at each call.
+	live bool
 }
 
 func clone(t *testing.T, raw []byte) map[string]any {
@@ -121,68 +58,137 @@ func clone(t *testing.T, raw []byte) map[string]any {
 	return m
 }
 
-var loraOK = map[string]any{"status": map[string]any{"radio": map[string]any{"Connected": true, "Frames": 42},
-	"node": "!a1b2c3d4", "peers": []any{}}}
-
-func scenarios(t *testing.T, running, down []byte) map[string]scenario {
-	good := func() map[string]any {
-		m := clone(t, running)
-		m["uplinks"] = []any{map[string]any{"name": "wan", "up": true, "active": true}, map[string]any{"name": "wwan", "up": true}}
-		// The test CA's certificates last two days; a node in service has months.
-		c := m["certificate"].(map[string]any)
-		c["not_after"] = time.Now().Add(200*24*time.Hour + time.Hour).UTC().Format(time.RFC3339)
-		c["days_left"], c["warning"] = 200, ""
+func scenarios(t *testing.T, c *captured) map[string]scenario {
+	// snap is a captured state with one edit: the test CA's certificates
+	// last two days, a node in service has months.
+	snap := func(name string) map[string]any {
+		m := clone(t, c.snaps[name])
+		cert := m["certificate"].(map[string]any)
+		cert["not_after"] = time.Now().Add(200*24*time.Hour + time.Hour).UTC().Format(time.RFC3339)
+		cert["days_left"], cert["warning"] = 200, ""
 		return m
 	}
+	loraOK, recent := raw(c.lora["ok"]), raw(c.lora["recent"])
 	sc := map[string]scenario{}
-	sc["all-good"] = scenario{status: reply{data: good()}, lora: reply{data: loraOK}}
+	add := func(name, state string) {
+		sc[name] = scenario{status: reply{data: snap(state)}, lora: loraOK, recent: recent}
+	}
+	add("all-good", "good")
+	add("uplink-down", "wan-down")
+	add("uplink-probing", "probing")
+	add("uplink-damped", "damped")
+	add("no-internet", "no-internet")
+	add("schedule", "schedule")
+	add("shaping-off", "shaping-off")
+	sh := raw(c.shares["shaping-off"])
+	s := sc["shaping-off"]
+	s.share = &sh
+	sc["shaping-off"] = s
 
-	m := good()
+	// Edited: every lighthouse unreachable (the agent's view of a dead
+	// tunnel; getting there for real takes Nebula's timeouts).
+	m := snap("good")
 	for _, l := range m["lighthouses"].([]any) {
 		l.(map[string]any)["reachable"] = false
 	}
 	m["peers"] = []any{}
-	sc["tunnel-down"] = scenario{status: reply{data: m}, lora: reply{data: loraOK}}
+	sc["tunnel-down"] = scenario{status: reply{data: m}, lora: loraOK, recent: recent}
 
-	m = good()
-	m["uplinks"] = []any{map[string]any{"name": "wan", "up": false}, map[string]any{"name": "wwan", "up": true, "active": true}}
-	sc["uplink-down"] = scenario{status: reply{data: m}, lora: reply{data: loraOK}}
+	sc["radio-unplugged"] = scenario{status: reply{data: snap("good")}, lora: raw(c.lora["unplugged"]), recent: recent}
+	sc["lora-stopped"] = scenario{status: reply{data: snap("good")}, lora: raw(c.lora["stopped"]), recent: raw(c.lora["stopped"])}
 
-	sc["radio-unplugged"] = scenario{status: reply{data: good()}, lora: reply{data: map[string]any{"status": map[string]any{
-		"radio": map[string]any{"Connected": false, "LastError": "open /dev/ttyUSB0: no such file or directory"}}}}}
+	// Edited: the certificate runs out in 12 days.
+	m = snap("good")
+	cert := m["certificate"].(map[string]any)
+	cert["not_after"] = time.Now().Add(12*24*time.Hour + time.Hour).UTC().Format(time.RFC3339)
+	cert["days_left"] = 12
+	cert["warning"] = "certificate expires in 12 days: ask the CA for a new one"
+	sc["cert-expiring"] = scenario{status: reply{data: m}, lora: loraOK, recent: recent}
 
-	m = good()
-	c := m["certificate"].(map[string]any)
-	c["not_after"] = time.Now().Add(12*24*time.Hour + time.Hour).UTC().Format(time.RFC3339)
-	c["days_left"] = 12
-	c["warning"] = "certificate expires in 12 days: ask the CA for a new one"
-	sc["cert-expiring"] = scenario{status: reply{data: m}, lora: reply{data: loraOK}}
-
-	// An agent from before the uplinks/shaping/lora/certificate sections.
-	m = clone(t, running)
+	// Edited: an agent from before the uplinks, shaping, lora, routed and
+	// certificate sections, on a node without lora-bridge.
+	m = clone(t, c.snaps["good"])
 	for _, k := range []string{"uplinks", "shaping", "lora", "routed", "certificate", "last_reload"} {
 		delete(m, k)
 	}
-	sc["old-agent"] = scenario{status: reply{data: m}, lora: reply{code: 4}}
+	sc["old-agent"] = scenario{status: reply{data: m}, lora: reply{code: 4}, recent: reply{code: 4}}
 
-	sc["agent-down"] = scenario{status: reply{data: clone(t, down)}, lora: reply{data: loraOK}}
-	sc["rpcd-error"] = scenario{status: reply{code: 6}, lora: reply{code: 6}}
-	sc["rpcd-timeout"] = scenario{status: reply{hang: true}, lora: reply{hang: true}}
+	sc["agent-down"] = scenario{status: raw(c.down), lora: loraOK, recent: recent}
+	sc["rpcd-error"] = scenario{status: reply{code: 6}, lora: reply{code: 6}, recent: reply{code: 6}}
+	sc["rpcd-timeout"] = scenario{status: reply{hang: true}, lora: reply{hang: true}, recent: reply{hang: true}}
+	sc["live"] = scenario{live: true}
 	return sc
 }
 
 // server serves the view, the stand-in and /ubus for the scenarios. The
-// share methods run the real status.ShareRPCD on a temporary config.
+// share methods run the real status.ShareRPCD on the live agent's config,
+// and set_share has that agent reload it, as the rpcd plugin does.
 type server struct {
 	t        *testing.T
+	c        *captured
 	sc       map[string]scenario
-	cfg      string
 	mu       sync.Mutex
-	counter  uint64 // routed bytes, grows with each status call
 	calls    int
+	added    map[string]float64 // synthetic bytes added per counter
 	setCalls int
-	recent   any
 	done     chan struct{}
+}
+
+// grow returns a copy of a captured snapshot whose byte counters (the
+// shaped WAN's classes, the routed bytes) went on growing: a page polling
+// for an hour on the stand-in's advanced clock has an hour of traffic to
+// draw. The rates stay under the snapshot's own limits in force. Only the
+// counters are synthetic.
+func (s *server) grow(m map[string]any) map[string]any {
+	b, _ := json.Marshal(m)
+	var cp map[string]any
+	_ = json.Unmarshal(b, &cp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	c := float64(s.calls)
+	rates := map[string]float64{
+		"upload":   4000 + 3500*math.Sin(c/18) + 900*math.Sin(c/3),
+		"download": 9000 + 7000*math.Sin(c/25+1) + 1500*math.Sin(c/4),
+	}
+	var dirs []map[string]any
+	if sh, ok := cp["shaping"].(map[string]any); ok {
+		for _, l := range asList(sh["links"]) {
+			for _, d := range asList(l["directions"]) {
+				dirs = append(dirs, d)
+				if lim, ok := d["limit_kbit"].(float64); ok && lim > 0 {
+					name := d["direction"].(string)
+					rates[name] = math.Min(rates[name], lim*0.97)
+				}
+			}
+		}
+	}
+	for k, r := range rates {
+		s.added[k] += math.Max(r, 100) * 1000 / 8 * 10 // 10 s per poll (load's rounds)
+	}
+	for _, d := range dirs {
+		cls := asList(d["classes"])
+		if len(cls) > 0 {
+			last := cls[len(cls)-1]
+			last["bytes"] = last["bytes"].(float64) + s.added[d["direction"].(string)]
+		}
+	}
+	if r, ok := cp["routed"].(map[string]any); ok {
+		r["bytes_out"] = r["bytes_out"].(float64) + s.added["upload"]
+		r["bytes_in"] = r["bytes_in"].(float64) + s.added["download"]
+	}
+	return cp
+}
+
+func asList(v any) []map[string]any {
+	var out []map[string]any
+	l, _ := v.([]any)
+	for _, x := range l {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (s *server) ubus(w http.ResponseWriter, r *http.Request) {
@@ -214,30 +220,31 @@ func (s *server) ubus(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": 1, "result": res})
 	}
+	run := func(args ...string) reply {
+		out, err := exec.Command(args[0], args[1:]...).Output()
+		if err != nil {
+			return reply{code: 9}
+		}
+		return raw(out)
+	}
 	switch req.Object + "/" + req.Method {
 	case "meshnode/status":
+		if sc.live {
+			answer(run(s.c.bin, "rpcd", "--socket", s.c.sock, "call", "status"))
+			return
+		}
 		rp := sc.status
 		if m, ok := rp.data.(map[string]any); ok {
-			if _, ok := m["routed"].(map[string]any); ok {
-				// A varying exit rate: 5 s of traffic per call (the view polls every 5 s).
-				s.mu.Lock()
-				s.calls++
-				kbit := 4000 + 2500*math.Sin(float64(s.calls)/18) + 800*math.Sin(float64(s.calls)/3)
-				s.counter += uint64(kbit * 1000 / 8 * 5)
-				n := s.counter
-				s.mu.Unlock()
-				cp := map[string]any{}
-				for k, v := range m {
-					cp[k] = v
-				}
-				cp["routed"] = map[string]any{"bytes_in": float64(n) / 10, "bytes_out": float64(n) * 0.9}
-				rp.data = cp
-			}
+			rp.data = s.grow(m)
 		}
 		answer(rp)
 	case "meshnode/share", "meshnode/set_share":
 		if sc.status.code != 0 || sc.status.hang {
 			answer(sc.status)
+			return
+		}
+		if sc.share != nil && req.Method == "share" {
+			answer(*sc.share)
 			return
 		}
 		if req.Method == "set_share" {
@@ -247,16 +254,26 @@ func (s *server) ubus(w http.ResponseWriter, r *http.Request) {
 		}
 		in, _ := json.Marshal(req.Params)
 		var out strings.Builder
-		status.ShareRPCD(req.Method, strings.NewReader(string(in)), &out, s.cfg, func() error { return nil })
-		answer(reply{data: json.RawMessage(out.String())})
+		status.ShareRPCD(req.Method, strings.NewReader(string(in)), &out, s.c.cfg, func() error {
+			r, err := status.Client{Socket: s.c.sock}.Reload()
+			if err == nil && !r.OK {
+				err = fmt.Errorf("configuration rejected: %s", r.Error)
+			}
+			return err
+		})
+		answer(raw([]byte(out.String())))
 	case "lora-bridge/status":
-		answer(sc.lora)
-	case "lora-bridge/recent":
-		if sc.lora.code != 0 || sc.lora.hang {
-			answer(sc.lora)
+		if sc.live {
+			answer(run(s.c.loraBin, "status", "-s", s.c.loraSk))
 			return
 		}
-		answer(reply{data: s.recent})
+		answer(sc.lora)
+	case "lora-bridge/recent":
+		if sc.live {
+			answer(run(s.c.loraBin, "recent", "-s", s.c.loraSk, "-n", "20"))
+			return
+		}
+		answer(sc.recent)
 	case "rc/init":
 		answer(reply{data: map[string]any{}})
 	default:
@@ -269,26 +286,45 @@ type row struct {
 	ID, Level, Text, Hint string
 }
 
+type uplinkItem struct {
+	Name, State, Level, Text string
+}
+
+type alertItem struct {
+	Verified bool
+	Text     string
+}
+
 type page struct {
 	Overall, Title, Hint string
 	Rows                 []row
-	Text                 string
+	Uplinks              []uplinkItem
+	Alerts               []alertItem
+	Text, Details, Form  string
 	HasChart             bool
-	ChartPoints          int
+	Lines                map[string]int     // polyline points by series (up, down, total)
+	Limits               map[string]float64 // dashed limit lines by series, kbit/s
 }
 
 const readPage = `(() => {
 	const o = document.querySelector('.meshnode-overall');
+	const all = (sel) => Array.from(document.querySelectorAll(sel));
+	const suffix = (el, p) => el.getAttribute('class').split(' ').filter(c => c.startsWith(p)).map(c => c.slice(p.length))[0];
 	return {
 		Overall: o ? o.className.replace(/.*meshnode-/, '') : '',
 		Title: o ? o.firstChild.textContent : '',
 		Hint: o && o.querySelector('.meshnode-hint') ? o.querySelector('.meshnode-hint').textContent : '',
-		Rows: Array.from(document.querySelectorAll('.meshnode-row')).map(r => ({ID: r.dataset.row, Level: r.dataset.level,
+		Rows: all('.meshnode-row').map(r => ({ID: r.dataset.row, Level: r.dataset.level,
 			Text: r.querySelector('.meshnode-text').textContent,
 			Hint: r.querySelector('.meshnode-hint') ? r.querySelector('.meshnode-hint').textContent : ''})),
+		Uplinks: all('.meshnode-uplink').map(u => ({Name: u.dataset.uplink, State: u.dataset.state, Level: u.dataset.level, Text: u.textContent})),
+		Alerts: all('.meshnode-alert').map(a => ({Verified: a.dataset.verified == '1', Text: a.textContent})),
 		Text: document.getElementById('view').innerText,
+		Details: (document.querySelector('.meshnode-details') || {}).textContent || '',
+		Form: (document.querySelector('.meshnode-share-box') || {}).textContent || '',
 		HasChart: !!document.querySelector('svg.meshnode-chart'),
-		ChartPoints: (() => { const p = document.querySelector('polyline.meshnode-rate'); return p ? p.getAttribute('points').split(' ').length : 0; })(),
+		Lines: Object.fromEntries(all('polyline.meshnode-rate').map(l => [suffix(l, 'meshnode-rate-'), l.getAttribute('points').split(' ').length])),
+		Limits: Object.fromEntries(all('line.meshnode-limit').map(l => [suffix(l, 'meshnode-limit-'), Number(l.dataset.kbit)])),
 	};
 })()`
 
@@ -301,19 +337,31 @@ func (p page) row(id string) row {
 	return row{}
 }
 
+func (p page) uplink(name string) uplinkItem {
+	for _, u := range p.Uplinks {
+		if u.Name == name {
+			return u
+		}
+	}
+	return uplinkItem{}
+}
+
+// rateRe reads "Right now: 4.9 Mbit/s up, 12 Mbit/s down" in kbit/s.
+var rateRe = regexp.MustCompile(`Right now: ([\d.]+) (k|M)bit/s up, ([\d.]+) (k|M)bit/s down`)
+
+func kbitOf(num, unit string) float64 {
+	v, _ := strconv.ParseFloat(num, 64)
+	if unit == "M" {
+		v *= 1000
+	}
+	return v
+}
+
 func TestStatusPage(t *testing.T) {
 	start := time.Now()
-	running, down := agentJSON(t)
-	t.Logf("real agent JSON (%v): %s", time.Since(start).Round(time.Millisecond), running)
+	c := capture(t)
 
-	cfg := filepath.Join(t.TempDir(), "meshnode")
-	if err := os.WriteFile(cfg, []byte(shareUCI), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := &server{t: t, sc: scenarios(t, running, down), cfg: cfg, done: make(chan struct{}),
-		recent: map[string]any{"messages": []any{
-			map[string]any{"kind": "alert", "time": time.Now().Add(-20 * time.Minute).Unix(), "sender": "ops", "text": "Flood warning for the river district until 18:00", "verified": true},
-			map[string]any{"kind": "text", "time": time.Now().Unix(), "sender": "x", "text": "hello"}}}}
+	srv := &server{t: t, c: c, sc: scenarios(t, c), added: map[string]float64{}, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle("/view/", http.StripPrefix("/view/", http.FileServer(http.Dir(viewDir))))
 	mux.Handle("/standin/", http.StripPrefix("/standin/", http.FileServer(http.Dir(standinDir))))
@@ -353,11 +401,9 @@ func TestStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var openShot func(t *testing.T, name, shot string, rounds int) page
-	open := func(t *testing.T, name string, rounds int) page {
-		return openShot(t, name, name, rounds)
-	}
-	openShot = func(t *testing.T, name, shot string, rounds int) page {
+	// load opens a scenario and runs rounds polls on the advanced clock,
+	// 10 s apart (the view polls every 5 s; a background tab less often).
+	load := func(t *testing.T, name string, rounds int) {
 		t.Helper()
 		if err := b.call("Page.navigate", map[string]any{"url": base + "/standin/index.html?scenario=" + name + "&rpctimeout=1"}, nil); err != nil {
 			t.Fatal(err)
@@ -371,10 +417,14 @@ func TestStatusPage(t *testing.T) {
 			t.Fatalf("view failed to load: %s", failed)
 		}
 		if rounds > 0 {
-			if err := b.eval(fmt.Sprintf(`window.standin.advance(%d).then(() => true)`, rounds), nil); err != nil {
+			if err := b.eval(fmt.Sprintf(`window.standin.advance(%d, 10).then(() => true)`, rounds), nil); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	// read returns what the page shows and saves a screenshot.
+	read := func(t *testing.T, shot string) page {
+		t.Helper()
 		var p page
 		if err := b.eval(readPage, &p); err != nil {
 			t.Fatal(err)
@@ -382,15 +432,22 @@ func TestStatusPage(t *testing.T) {
 		if err := b.screenshot(filepath.Join(shotDir, shot+".png")); err != nil {
 			t.Error(err)
 		}
-		if strings.Contains(p.Text, "undefined") || strings.Contains(p.Text, "NaN") || strings.Contains(p.Text, "[object") {
-			t.Errorf("page shows broken values:\n%s", p.Text)
+		for _, bad := range []string{"undefined", "NaN", "[object", "Infinity"} {
+			if strings.Contains(p.Text+p.Details, bad) {
+				t.Errorf("page shows broken values (%s):\n%s\n%s", bad, p.Text, p.Details)
+			}
 		}
 		return p
+	}
+	open := func(t *testing.T, name string, rounds int) page {
+		t.Helper()
+		load(t, name, rounds)
+		return read(t, name)
 	}
 	want := func(t *testing.T, p page, overall, rowID, level, text string) {
 		t.Helper()
 		if overall != "" && p.Overall != overall {
-			t.Errorf("overall = %s (%q), want %s", p.Overall, p.Title, overall)
+			t.Errorf("overall = %s (%q), want %s; rows %+v", p.Overall, p.Title, overall, p.Rows)
 		}
 		if rowID == "" {
 			return
@@ -400,21 +457,54 @@ func TestStatusPage(t *testing.T) {
 			t.Errorf("row %s = %+v, want level %s with %q\npage:\n%s", rowID, r, level, text, p.Text)
 		}
 	}
+	wantUplink := func(t *testing.T, p page, name, state, level string, texts ...string) {
+		t.Helper()
+		u := p.uplink(name)
+		if u.State != state || u.Level != level {
+			t.Errorf("uplink %s = %+v, want %s (%s)", name, u, state, level)
+		}
+		for _, s := range texts {
+			if !strings.Contains(u.Text, s) {
+				t.Errorf("uplink %s shows %q, want %q in it", name, u.Text, s)
+			}
+		}
+	}
 
 	t.Run("all-good", func(t *testing.T) {
-		// 720 polls of 5 s: an hour of samples for the chart.
-		p := open(t, "all-good", 720)
+		// 360 polls 10 s apart: an hour of samples for the chart.
+		p := open(t, "all-good", 360)
 		want(t, p, "ok", "tunnel", "ok", "Connected to the mesh")
 		for _, id := range []string{"share", "uplinks", "lora", "cert", "version"} {
 			if r := p.row(id); r.Level != "ok" {
 				t.Errorf("row %s = %+v, want ok", id, r)
 			}
 		}
-		if p.Title != "Your node is working" || !p.HasChart || p.ChartPoints < 600 {
-			t.Errorf("title %q chart %v points %d", p.Title, p.HasChart, p.ChartPoints)
+		if p.Title != "Your node is working" || !p.HasChart || p.Lines["up"] < 300 || p.Lines["down"] < 300 {
+			t.Errorf("title %q chart %v lines %v", p.Title, p.HasChart, p.Lines)
 		}
-		if !strings.Contains(p.Text, "Flood warning") {
-			t.Errorf("latest alert not shown:\n%s", p.Text)
+		// The limit in force, from the agent's shaping section.
+		if p.Limits["up"] != 10000 || p.Limits["down"] != 50000 {
+			t.Errorf("limit lines %v, want up 10000 down 50000", p.Limits)
+		}
+		want(t, p, "", "share", "ok", "Limit: 10 Mbit/s up, 50 Mbit/s down.")
+		if !rateRe.MatchString(p.row("share").Text) {
+			t.Errorf("share row %q has no current rates", p.row("share").Text)
+		}
+		want(t, p, "", "uplinks", "ok", "All working; in use: wan")
+		wantUplink(t, p, "wan", "up", "ok", "working", "(in use)", "Test messages through this connection are answered.")
+		wantUplink(t, p, "lte", "up", "ok", "working")
+		want(t, p, "", "lora", "ok", "Radio connected")
+		// Newest first: the signed alert, then the unsigned one; the text
+		// message is no alert.
+		if len(p.Alerts) != 2 || !p.Alerts[0].Verified || p.Alerts[1].Verified ||
+			!strings.Contains(p.Alerts[0].Text, "Flood warning for the river district until 18:00") ||
+			!strings.Contains(p.Alerts[1].Text, "Boil water") || strings.Contains(p.Text, "sig:") || strings.Contains(p.Text, "water at the school") {
+			t.Errorf("alerts %+v", p.Alerts)
+		}
+		for _, s := range []string{"RTT", "loss", "Shaping upload", "LoRa node"} {
+			if !strings.Contains(p.Details, s) {
+				t.Errorf("technical details lack %q:\n%s", s, p.Details)
+			}
 		}
 	})
 	t.Run("tunnel-down", func(t *testing.T) {
@@ -425,12 +515,66 @@ func TestStatusPage(t *testing.T) {
 		}
 	})
 	t.Run("uplink-down", func(t *testing.T) {
-		p := open(t, "uplink-down", 0)
-		want(t, p, "warn", "uplinks", "warn", "wan is down; using wwan")
+		load(t, "uplink-down", 2)
+		// The technical details, opened, show RTT and loss.
+		if err := b.eval(`document.querySelector('.meshnode-details').open = true, true`, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		p := read(t, "uplink-down")
+		want(t, p, "warn", "uplinks", "warn", "wan: not working; traffic goes through lte")
+		wantUplink(t, p, "wan", "down", "bad", "not working", "got no answer", "restarting the modem")
+		wantUplink(t, p, "lte", "up", "ok", "(in use)")
+		if !regexp.MustCompile(`Uplink wan.*down; .*loss \d+ %.*why: 2 probe rounds failed in a row`).MatchString(p.Details) {
+			t.Errorf("details lack wan's loss and raw reason:\n%s", p.Details)
+		}
+	})
+	t.Run("uplink-probing", func(t *testing.T) {
+		p := open(t, "uplink-probing", 2)
+		want(t, p, "warn", "uplinks", "warn", "lte: checking")
+		wantUplink(t, p, "lte", "probing", "warn", "checking", "The connection is back; the node is testing it.", "a few seconds")
+		wantUplink(t, p, "wan", "up", "ok", "(in use)")
+	})
+	t.Run("uplink-damped", func(t *testing.T) {
+		p := open(t, "uplink-damped", 2)
+		want(t, p, "warn", "uplinks", "warn", "wan: unstable, held back")
+		wantUplink(t, p, "wan", "damped", "warn", "unstable, held back", "dropped out", "times in a short while", "used again at")
+	})
+	t.Run("no-internet", func(t *testing.T) {
+		p := open(t, "no-internet", 2)
+		want(t, p, "bad", "uplinks", "bad", "No uplink reaches the internet")
+		if p.Title != "Your node has no internet connection" {
+			t.Errorf("title %q", p.Title)
+		}
+		wantUplink(t, p, "lte", "down", "bad", "not working")
+	})
+	t.Run("schedule", func(t *testing.T) {
+		p := open(t, "schedule", 3)
+		want(t, p, "ok", "share", "ok", "Limit: 5.0 Mbit/s up, 30 Mbit/s down. (schedule "+c.window+" in force)")
+		if p.Limits["up"] != 5000 || p.Limits["down"] != 30000 {
+			t.Errorf("limit lines %v, want the window's 5000 and 30000", p.Limits)
+		}
+		if !strings.Contains(p.Form, "schedule sets another limit") || !strings.Contains(p.Form, "Upload limit") {
+			t.Errorf("share form:\n%s", p.Form)
+		}
+	})
+	t.Run("shaping-off", func(t *testing.T) {
+		p := open(t, "shaping-off", 3)
+		want(t, p, "ok", "share", "ok", "in total. No limit set")
+		if p.Lines["total"] < 2 || len(p.Limits) != 0 || p.Lines["up"] != 0 {
+			t.Errorf("chart lines %v limits %v: want the routed total without limit", p.Lines, p.Limits)
+		}
 	})
 	t.Run("radio-unplugged", func(t *testing.T) {
 		p := open(t, "radio-unplugged", 0)
 		want(t, p, "warn", "lora", "bad", "Plug the LoRa radio")
+		if !strings.Contains(p.Details, "LoRa radio error") {
+			t.Errorf("details lack the radio's error:\n%s", p.Details)
+		}
+	})
+	t.Run("lora-stopped", func(t *testing.T) {
+		p := open(t, "lora-stopped", 0)
+		want(t, p, "warn", "lora", "bad", "The LoRa bridge is not running")
 	})
 	t.Run("cert-expiring", func(t *testing.T) {
 		p := open(t, "cert-expiring", 0)
@@ -443,6 +587,9 @@ func TestStatusPage(t *testing.T) {
 		want(t, p, "", "share", "unknown", "Not reported")
 		want(t, p, "", "lora", "none", "No LoRa bridge installed")
 		want(t, p, "", "tunnel", "ok", "Connected")
+		if p.HasChart {
+			t.Error("chart drawn without counters")
+		}
 	})
 	t.Run("agent-down", func(t *testing.T) {
 		p := open(t, "agent-down", 0)
@@ -466,8 +613,50 @@ func TestStatusPage(t *testing.T) {
 		}
 	})
 
+	t.Run("live", func(t *testing.T) {
+		// Traffic through the shaped wan: 20 Mbit/s offered upload against
+		// the window's 5 Mbit/s, 12 Mbit/s download under its 30.
+		stop := make(chan struct{})
+		defer close(stop)
+		if err := blast(c.client.NS, inetAddr+":9", 20000, stop); err != nil {
+			t.Fatal(err)
+		}
+		if err := blast(c.inet, clientWAN+":9", 12000, stop); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		load(t, "live", 0)
+		// Real polls on the real clock: the rates come from the kernel's
+		// class counters as the agent reports them.
+		for i := 0; i < 5; i++ {
+			time.Sleep(time.Second)
+			if err := b.eval(`window.standin.poll().then(() => true)`, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := read(t, "live")
+		// The test CA's certificates last two days: live, that is a warning.
+		want(t, p, "warn", "cert", "warn", "Expires in 1 day")
+		want(t, p, "", "share", "ok", "(schedule "+c.window+" in force)")
+		m := rateRe.FindStringSubmatch(p.row("share").Text)
+		if m == nil {
+			t.Fatalf("share row %q has no current rates", p.row("share").Text)
+		}
+		up, down := kbitOf(m[1], m[2]), kbitOf(m[3], m[4])
+		t.Logf("page shows %.0f kbit/s up (limit 5000), %.0f kbit/s down (offered 12000)", up, down)
+		if math.Abs(up-5000) > 750 || math.Abs(down-12000) > 1800 {
+			t.Errorf("rates %.0f up, %.0f down kbit/s: want about 5000 (shaped) and 12000 (offered)", up, down)
+		}
+		if p.Limits["up"] != 5000 || p.Lines["up"] < 4 || p.Lines["down"] < 4 {
+			t.Errorf("limits %v lines %v", p.Limits, p.Lines)
+		}
+		want(t, p, "", "uplinks", "ok", "All working; in use: wan")
+		want(t, p, "", "lora", "ok", "Radio connected")
+	})
+
 	t.Run("sharing-limit", func(t *testing.T) {
-		openShot(t, "all-good", "sharing-limit", 0)
+		load(t, "all-good", 0)
+		read(t, "sharing-limit")
 		type formState struct {
 			Disabled bool
 			Msg      string
@@ -515,26 +704,56 @@ func TestStatusPage(t *testing.T) {
 		if err := b.waitFor(`document.querySelector('.meshnode-share-msg').textContent.startsWith('Saved')`, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		data, _ := os.ReadFile(cfg)
+		var msg string
+		_ = b.eval(`document.querySelector('.meshnode-share-msg').textContent`, &msg)
+		if msg != "Saved and applied." {
+			t.Errorf("after saving: %q, want the agent to have applied it", msg)
+		}
+		data, _ := os.ReadFile(c.cfg)
 		if !strings.Contains(string(data), "option upload '15000'") || !strings.Contains(string(data), "option upload_max '20000'") {
 			t.Errorf("config after save:\n%s", data)
+		}
+		if s, err := (status.Client{Socket: c.sock}).Status(); err != nil || s.LastReload == nil || !s.LastReload.OK {
+			t.Errorf("the agent did not apply the new limit: %v %+v", err, s.LastReload)
 		}
 	})
 
 	t.Run("pure-functions", func(t *testing.T) {
-		// The view's logic runs without LuCI's DOM: checkShare and buildModel on plain data.
+		// The view's logic runs on plain data: checkShare, buildModel,
+		// chartModel, whyPlain.
 		var r struct {
 			Low, OK, NoBounds map[string]any
 			Level             string
+			Reset             []int
+			Why               []string
 		}
 		js := `(() => { const v = window.standin.instance; const b = {min: 2000, max: 20000};
+			const ch = v.chartModel([{t: 0, up: 0, down: 0}, {t: 5000, up: 625000, down: 10}, {t: 10000, up: 100, down: 20}, {t: 15000, up: 625100, down: 30}], 15000);
 			return { Low: v.checkShare('1', b), OK: v.checkShare('2,5', b), NoBounds: v.checkShare('5', null),
-				Level: v.buildModel({now: Date.now(), status: {ok: true, value: {}}, samples: []}).rows[0].level }; })()`
+				Level: v.buildModel({now: Date.now(), status: {ok: true, value: {}}, samples: []}).rows[0].level,
+				Reset: ch.series.map(s => s.points.length),
+				Why: ['starting', 'path via wan ready, probing', '5 good probe rounds in a row', 'damping hold over, probes still good',
+					'flapped 3 times: held back 10s after 5 good probe rounds', '3 probe rounds failed in a row: 1.2.3.4 timeout',
+					'failed while damped, 2 probe rounds in a row: x', 'no carrier on wan (or it is down)', 'interface wwan0 does not exist',
+					"netifd reports interface 'wan' down", "waiting for netifd's ifup of interface 'wan' to learn its device (or set option device)",
+					'no gateway for wan: set option gateway, or netifd has no default route on it', 'something new'].map(v.whyPlain) }; })()`
 		if err := b.eval(js, &r); err != nil {
 			t.Fatal(err)
 		}
 		if r.Low["ok"] != false || r.OK["kbit"] != float64(2500) || r.NoBounds["ok"] != false || r.Level != "unknown" {
 			t.Errorf("%+v", r)
+		}
+		// The upload counter went back (queues rebuilt): no rate for that step.
+		if fmt.Sprint(r.Reset) != "[2 3]" {
+			t.Errorf("rates per series %v, want [2 3]", r.Reset)
+		}
+		for i, w := range r.Why[:len(r.Why)-1] {
+			if strings.Contains(w, "probe") || strings.Contains(w, "netifd") || w == "" {
+				t.Errorf("reason %d not in plain words: %q", i, w)
+			}
+		}
+		if r.Why[len(r.Why)-1] != "something new" {
+			t.Errorf("unknown reason shown as %q", r.Why[len(r.Why)-1])
 		}
 	})
 

@@ -25,15 +25,17 @@
  *                       opts.expect is applied for a single key only.
  *   poll.add(fn, s)     registered; runs every s seconds. The test can also
  *                       run all poll functions at once with
- *                       standin.advance(n): n rounds, each moving the
- *                       page's clock (Date.now) forward by the interval.
+ *                       standin.advance(n, step): n rounds, each moving
+ *                       the page's clock (Date.now) forward by the
+ *                       interval, or by step seconds when given;
+ *                       standin.poll() runs them once on the real clock.
  *   E(tag, attrs, kids) creates an element; function-valued attributes are
  *                       event listeners, kids are nodes, strings or arrays.
  *   _(s), N_(n, s, p)   identity translations.
  *
  * window.standin exposes: ready (Promise of the rendered view), instance
  * (the view object), calls (every rpc call made), rpc(object, method,
- * params) for direct calls, advance(n).
+ * params) for direct calls, advance(n), poll().
  */
 (function() {
 	'use strict';
@@ -184,13 +186,20 @@
 		calls: calls,
 		rpc: rpcCall,
 		instance: null,
-		advance: function(n) {
-			/* The timers pause meanwhile, so every sample is one interval apart. */
+		/* poll runs every poll function once now, without moving the
+		 * clock: with a live agent behind /ubus, rates come out real. */
+		poll: function() {
+			advancing = true;
+			return Promise.all(polls.map(function(p) { return p.fn(); })).finally(function() { advancing = false; });
+		},
+		advance: function(n, step) {
+			/* The timers pause meanwhile, so every sample is one interval
+			 * (or step seconds, like a throttled background tab) apart. */
 			var chain = Promise.resolve();
 			advancing = true;
 			for (var i = 0; i < n; i++)
 				chain = chain.then(function() {
-					return Promise.all(polls.map(function(p) { clockOffset += p.interval * 1000; return p.fn(); }));
+					return Promise.all(polls.map(function(p) { clockOffset += (step || p.interval) * 1000; return p.fn(); }));
 				});
 			return chain.finally(function() { advancing = false; });
 		}
