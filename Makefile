@@ -36,7 +36,7 @@ lint:
 	if [ -n "$$fmt_out" ]; then echo "gofmt needed:"; echo "$$fmt_out"; exit 1; fi
 	$(GO) vet ./...
 	shellcheck .ci/run scripts/*.sh tests/overlay/demo/demo.sh sdk-docker/entrypoint.sh
-	shellcheck -s sh profiles/files/etc/uci-defaults/* profiles/pending/*/files/*
+	shellcheck -s sh profiles/files/etc/uci-defaults/*
 	shellcheck -s sh $$(scripts/shell-files.sh)
 
 # Unit tests in parallel; the end-to-end tests (network namespaces,

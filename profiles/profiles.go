@@ -361,6 +361,22 @@ func (s *Set) readRole(file string) (*Role, error) {
 			}
 		}
 	}
+	for _, l := range []struct {
+		field string
+		list  []string
+	}{{"packages", ro.Packages}, {"lite_packages", ro.LitePackages}} {
+		for _, p := range l.list {
+			m := s.Packages[p]
+			if m == nil {
+				continue
+			}
+			for _, c := range m.Conflicts {
+				if contains(l.list, c) {
+					r.fail(l.field, fmt.Sprintf("%s and %s cannot be installed together (%s conflicts with %s)", p, c, p, c))
+				}
+			}
+		}
+	}
 	if ro.AgentRole != "none" && !contains(ro.Packages, "meshnode") {
 		r.fail("packages", fmt.Sprintf("agent_role %s needs the meshnode package", ro.AgentRole))
 	}

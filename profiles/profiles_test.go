@@ -84,14 +84,20 @@ func TestRoles(t *testing.T) {
 	}
 }
 
-func TestPendingLiteMatchesMakefile(t *testing.T) {
+// TestLitePackage: meshnode-lite is built with the 'lite' tag, conflicts
+// with meshnode, agrees with its Makefile, and is what the 8 MiB board's
+// roles install.
+func TestLitePackage(t *testing.T) {
 	s := load(t)
 	m := s.Packages["meshnode-lite"]
-	if m == nil || !s.Pending["meshnode-lite"] {
-		t.Fatal("meshnode-lite is not defined in profiles/pending")
+	if m == nil || s.Pending["meshnode-lite"] {
+		t.Fatal("meshnode-lite is not defined in packages/")
 	}
 	if strings.Join(m.BuildTags(), ",") != "lite" {
 		t.Errorf("tags %v", m.BuildTags())
+	}
+	if strings.Join(m.Conflicts, ",") != "meshnode" {
+		t.Errorf("conflicts %v", m.Conflicts)
 	}
 	diffs, err := manifest.CheckBuildroot(m)
 	if err != nil {
@@ -99,6 +105,46 @@ func TestPendingLiteMatchesMakefile(t *testing.T) {
 	}
 	for _, d := range diffs {
 		t.Error(d)
+	}
+	d, _ := s.Device("nanostation-m-xw")
+	for _, id := range []string{"lora-only", "relay"} {
+		r, _ := s.Role(id)
+		b := s.Budget(d, r, 0)
+		if !b.OK() || !contains(b.Packages, "meshnode-lite") || contains(b.Packages, "meshnode") {
+			t.Errorf("%s on %s: packages %v, %v", id, d.ID, b.Packages, b.Err())
+		}
+	}
+}
+
+// TestConflictingPackagesInARole: a role cannot list two packages that
+// conflict (meshnode and meshnode-lite).
+func TestConflictingPackagesInARole(t *testing.T) {
+	s := load(t)
+	r, _ := s.Role("relay")
+	f := r.File
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, dir := range []string{"packages", "profiles"} {
+		if err := os.CopyFS(filepath.Join(root, dir), os.DirFS(filepath.Join(repoRoot, dir))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range s.Packages {
+		for _, b := range m.Binaries {
+			if err := os.MkdirAll(filepath.Join(root, "cmd", b.Cmd), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bad := strings.Replace(string(data), "list packages 'meshnode'\n", "list packages 'meshnode'\n\tlist packages 'meshnode-lite'\n", 1)
+	if err := os.WriteFile(filepath.Join(root, "profiles", "roles", "relay"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(root); err == nil || !strings.Contains(err.Error(), "meshnode-lite and meshnode cannot be installed together") {
+		t.Errorf("error %v", err)
 	}
 }
 
@@ -393,8 +439,7 @@ func TestShellcheck(t *testing.T) {
 		t.Skip("shellcheck not installed (apt-get install shellcheck)")
 	}
 	files, _ := filepath.Glob(filepath.Join("files", "etc", "uci-defaults", "*"))
-	pend, _ := filepath.Glob(filepath.Join("pending", "*", "files", "*"))
-	files = append(files, pend...)
+	files = append(files, filepath.Join(repoRoot, "packages", "meshnode-lite", "files", "meshnode.rpcd"))
 	if len(files) < 5 {
 		t.Fatalf("scripts: %v", files)
 	}

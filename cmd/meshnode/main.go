@@ -4,48 +4,18 @@
 // `reload`) and rpcd (installed as the exec plugin
 // /usr/libexec/rpcd/meshnode), so the ~1.5 MB Go runtime and Nebula are on
 // flash once.
+//
+// Built with the 'lite' tag (package meshnode-lite) it is the agent for
+// boards without room for Nebula: status, the rpcd plugin and config check
+// only (lite.go, agent/lite). This file is what both builds share: it
+// imports neither fmt nor flag, which the lite build cannot afford.
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
-
-	"github.com/meshnode/meshnode/agent/config"
-	"github.com/meshnode/meshnode/agent/daemon"
-	"github.com/meshnode/meshnode/agent/status"
-	"github.com/meshnode/meshnode/agent/wan"
-	"github.com/meshnode/meshnode/ca/enroll"
-	"github.com/meshnode/meshnode/feeds/bundle"
-	"github.com/meshnode/meshnode/internal/version"
 )
-
-const nebulaModule = "github.com/slackhq/nebula"
-
-const usage = `usage: meshnode <command> [options]
-
-commands:
-  run [--config FILE] [--state-dir DIR]   run the agent (what procd starts)
-  status [--json] [--socket PATH]          show the running agent's state
-  reload [--socket PATH]                   re-read /etc/config/meshnode and apply it
-  config show [--config FILE]              print the generated Nebula configuration, key redacted
-  config check [--config FILE]             validate the configuration and certificates
-  wan event ACTION INTERFACE [DEVICE]      pass a netifd hotplug event (ifup, ifdown, ...) to the agent
-  rpcd list | rpcd call <method>           the rpcd exec plugin (ubus object "meshnode")
-  enroll --name N --role R [--groups G] [--out FILE|DIR|-]
-                                           make this node's key pair and a signing request
-  enroll --import FILE|DIR [--ca-fingerprint FP]
-                                           install the certificate the CA signed, then reload
-  bundle import [--keys DIR] [--no-upgrade] DIR
-                                           verify and apply a signed USB bundle
-  version                                  print the agent and Nebula versions (also --version, -V)
-  help                                     show this text
-`
 
 func main() {
 	args := os.Args[1:]
@@ -58,194 +28,20 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		_, _ = io.WriteString(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "version", "--version", "-V":
-		fmt.Fprintln(stdout, version.String("meshnode", nebulaModule))
+		_, _ = io.WriteString(stdout, versionLine()+"\n")
 		return 0
 	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
-		return 0
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "status":
-		return cmdStatus(args[1:], stdout, stderr)
-	case "reload":
-		return cmdReload(args[1:], stdout, stderr)
-	case "config":
-		return cmdConfig(args[1:], stdout, stderr)
-	case "wan":
-		return cmdWAN(args[1:], stderr)
-	case "enroll":
-		return enroll.Main(context.Background(), nil, args[1:], stdout, stderr)
-	case "bundle":
-		return bundle.Main(context.Background(), nil, args[1:], stdout, stderr)
-	case "rpcd":
-		fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
-		sock := fs.String("socket", "", "")
-		fs.SetOutput(stderr)
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2
-		}
-		return status.RPCDWithShare(fs.Args(), stdin, stdout, status.Client{Socket: socketPath(*sock)}, config.DefaultPath)
-	default:
-		fmt.Fprintf(stderr, "meshnode: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-}
-
-// socketPath is the flag's value, else the one the configuration names,
-// else the default: `status` works even when the config file is broken.
-func socketPath(flagVal string) string {
-	if flagVal != "" {
-		return flagVal
-	}
-	if c, err := config.Load(config.DefaultPath); err == nil {
-		return c.SocketPath()
-	}
-	return config.DefaultStateDir + "/meshnode.sock"
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
-	stateDir := fs.String("state-dir", "", "directory for the status socket (default: UCI state_dir)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	level := new(slog.LevelVar)
-	// procd adds the time when it passes stdout to syslog.
-	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey && len(groups) == 0 {
-				return slog.Attr{}
-			}
-			return a
-		}}))
-	err := daemon.Run(context.Background(), daemon.Options{
-		ConfigPath: *cfgPath, StateDir: *stateDir, Log: log, Level: level,
-		Version: version.Version, Nebula: version.Module(nebulaModule),
-	})
-	if err != nil {
-		log.Error("meshnode cannot run", "error", err)
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
-	}
-	return 0
-}
-
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the snapshot as JSON")
-	sock := fs.String("socket", "", "agent socket")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c := status.Client{Socket: socketPath(*sock)}
-	if *asJSON {
-		raw, err := c.StatusRaw()
-		if err != nil {
-			fmt.Fprintln(stderr, "meshnode:", err)
-			return 1
-		}
-		_, _ = stdout.Write(raw)
+		_, _ = io.WriteString(stdout, usage)
 		return 0
 	}
-	s, err := c.Status()
-	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+	if code, ok := command(args, stdin, stdout, stderr); ok {
+		return code
 	}
-	if err := s.WriteText(stdout); err != nil {
-		return 1
-	}
-	var up wan.Status
-	if len(s.Uplinks) > 0 && json.Unmarshal(s.Uplinks, &up) == nil {
-		up.WriteText(stdout)
-	}
-	return 0
-}
-
-func cmdWAN(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("wan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sock := fs.String("socket", "", "agent socket")
-	if len(args) == 0 || args[0] != "event" {
-		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
-		return 2
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	a := fs.Args()
-	if len(a) < 2 || len(a) > 3 {
-		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
-		return 2
-	}
-	ev := wan.HotplugEvent{Action: a[0], Interface: a[1]}
-	if len(a) == 3 {
-		ev.Device = a[2]
-	}
-	if err := wan.SendEvent(socketPath(*sock), ev); err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
-	}
-	return 0
-}
-
-func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sock := fs.String("socket", "", "agent socket")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	r, err := status.Client{Socket: socketPath(*sock)}.Reload()
-	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
-	}
-	if !r.OK {
-		fmt.Fprintln(stderr, "meshnode: configuration rejected, the running one stays:", r.Error)
-		return 1
-	}
-	if r.Restarted {
-		fmt.Fprintln(stdout, "applied (nebula restarted: tunnels re-established)")
-	} else {
-		fmt.Fprintln(stdout, "applied in place")
-	}
-	return 0
-}
-
-func cmdConfig(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "show" && args[0] != "check") {
-		fmt.Fprint(stderr, "usage: meshnode config show|check [--config FILE]\n")
-		return 2
-	}
-	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
-	asJSON := fs.Bool("json", false, "print as JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	text, err := daemon.ShowConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
-	}
-	switch {
-	case args[0] == "check":
-		fmt.Fprintln(stdout, *cfgPath+": ok")
-	case *asJSON:
-		b, _ := json.Marshal(map[string]string{"nebula": text})
-		fmt.Fprintln(stdout, string(b))
-	default:
-		fmt.Fprint(stdout, text)
-	}
-	return 0
+	_, _ = io.WriteString(stderr, "meshnode: unknown command \""+args[0]+"\"\n\n"+usage)
+	return 2
 }

@@ -362,6 +362,7 @@ func controlFor(cfg Config, m *manifest.Manifest, arch string) ipk.Control {
 		Version:      m.Version,
 		Release:      m.Release,
 		Depends:      m.Depends,
+		Conflicts:    m.Conflicts,
 		Source:       "feeds/" + cfg.FeedName + "/" + m.Name,
 		SourceName:   m.Name,
 		License:      m.License,

@@ -75,3 +75,16 @@ func TestCompileWithTags(t *testing.T) {
 		}
 	}
 }
+
+// TestControlConflicts: a manifest's `list conflicts` reaches the ipk's
+// control file, so opkg refuses meshnode-lite beside meshnode.
+func TestControlConflicts(t *testing.T) {
+	m := &manifest.Manifest{Name: "demo-lite", Version: "1", Release: "1", Conflicts: []string{"demo"}}
+	c := controlFor(Config{FeedName: "meshnode"}, m, "mips_24kc")
+	if strings.Join(c.Conflicts, ",") != "demo" {
+		t.Errorf("Conflicts %v", c.Conflicts)
+	}
+	if c := controlFor(Config{FeedName: "meshnode"}, &manifest.Manifest{Name: "demo"}, "mips_24kc"); c.Conflicts != nil {
+		t.Errorf("no conflicts declared, got %v", c.Conflicts)
+	}
+}

@@ -44,6 +44,7 @@ type Manifest struct {
 	Maintainer   string
 	Arch         string // ArchAll or ArchNative
 	Depends      []string
+	Conflicts    []string // packages that cannot be installed with this one (opkg Conflicts)
 	Conffiles    []string
 	Keep         []string // /lib/upgrade/keep.d/<name> entries
 	Init         string   // file under files/, installed as /etc/init.d/<name>
@@ -231,7 +232,7 @@ func Load(file, root string) (*Manifest, error) {
 
 var allowed = map[string][]string{
 	"package": {"name", "version", "release", "section", "category", "title", "description", "license",
-		"license_files", "url", "maintainer", "arch", "depends", "conffiles", "keep", "init",
+		"license_files", "url", "maintainer", "arch", "depends", "conflicts", "conffiles", "keep", "init",
 		"uci_defaults", "postinst", "prerm", "preinst", "postrm"},
 	"binary":    {"cmd", "dest", "tags"},
 	"install":   {"src", "dest", "mode", "template"},
@@ -280,6 +281,7 @@ func (m *Manifest) readPackage(s *uci.Section) error {
 	m.Scripts.Preinst, _ = s.Get("preinst")
 	m.Scripts.Postrm, _ = s.Get("postrm")
 	m.Depends = s.List("depends")
+	m.Conflicts = s.List("conflicts")
 	m.Conffiles = s.List("conffiles")
 	m.Keep = s.List("keep")
 	m.UCIDefaults = s.List("uci_defaults")
@@ -314,6 +316,19 @@ func (m *Manifest) validate(f *uci.File, root string) error {
 	for _, d := range m.Depends {
 		if !depRe.MatchString(d) {
 			return pe("depends", fmt.Sprintf("%q is not a package name with an optional (op version)", d))
+		}
+	}
+	for _, c := range m.Conflicts {
+		if !nameRe.MatchString(c) {
+			return pe("conflicts", fmt.Sprintf("%q is not a package name", c))
+		}
+		if c == m.Name {
+			return pe("conflicts", "a package cannot conflict with itself")
+		}
+		for _, d := range m.Depends {
+			if strings.Fields(d)[0] == c {
+				return pe("conflicts", fmt.Sprintf("%s is also in depends", c))
+			}
 		}
 	}
 	switch m.Arch {

@@ -168,6 +168,9 @@ func TestBadManifests(t *testing.T) {
 		{"unknown section", validManifest + "\nconfig bogus\n\toption x 'y'\n", "", "unknown section type \"bogus\""},
 		{"second package", validManifest + "\nconfig package\n\toption name 'demo'\n", "", "second 'config package' section"},
 		{"syntax", validManifest + "\noption stray 'x'\n", "", "manifest:"},
+		{"bad conflicts", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'other pkg'"), "", "manifest:10: conflicts: \"other pkg\" is not a package name"},
+		{"conflicts with itself", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'demo'"), "", "conflicts: a package cannot conflict with itself"},
+		{"conflicts and depends", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'kmod-tun'"), "", "conflicts: kmod-tun is also in depends"},
 		{"bad mode", validManifest + "\nconfig install\n\toption src 'demo.init'\n\toption dest '/etc/x'\n\toption mode '0999'\n", "", "mode:"},
 	}
 	for _, c := range cases {
@@ -263,6 +266,53 @@ func TestBuildrootTags(t *testing.T) {
 			got := strings.Join(diffs, "\n")
 			if has := strings.Contains(got, "GO_PKG_TAGS"); has != c.diff {
 				t.Errorf("tag difference reported %v, want %v:\n%s", has, c.diff, got)
+			}
+			if !c.diff && got != "" {
+				t.Errorf("unexpected differences:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestConflicts: `list conflicts` reaches the manifest, and the Makefile's
+// CONFLICTS must say the same, both ways.
+func TestConflicts(t *testing.T) {
+	withConflict := strings.Replace(validManifest, "list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'demo-full'", 1)
+	mk := func(conflicts string) string {
+		return "PKG_NAME:=demo\nPKG_VERSION:=1.0\nPKG_RELEASE:=1\nPKG_LICENSE:=AGPL-3.0-or-later\n" +
+			"define Package/demo\n  SECTION:=net\n  DEPENDS:=$(GO_ARCH_DEPENDS) +kmod-tun\n" + conflicts + "endef\n" +
+			"define Package/demo/conffiles\n/etc/demo/\nendef\n" +
+			"define Package/demo/install\n\t$(INSTALL_BIN) $(GO_PKG_BUILD_BIN_DIR)/demo $(1)/usr/sbin/\n\t$(INSTALL_BIN) ./files/demo.init $(1)/etc/init.d/demo\nendef\n"
+	}
+	for _, c := range []struct {
+		name, manifest, makefile string
+		diff                     bool
+	}{
+		{"both", withConflict, mk("  CONFLICTS:=demo-full\n"), false},
+		{"neither", validManifest, mk(""), false},
+		{"makefile lacks it", withConflict, mk(""), true},
+		{"manifest lacks it", validManifest, mk("  CONFLICTS:=demo-full\n"), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := writePkg(t, root, "demo", c.manifest, map[string]string{"demo.init": "#!/bin/sh\n"})
+			if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(c.makefile), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(filepath.Join(dir, "manifest"), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.manifest == withConflict && strings.Join(m.Conflicts, " ") != "demo-full" {
+				t.Errorf("conflicts %v", m.Conflicts)
+			}
+			diffs, err := CheckBuildroot(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(diffs, "\n")
+			if has := strings.Contains(got, "conflicts:"); has != c.diff {
+				t.Errorf("conflicts difference reported %v, want %v:\n%s", has, c.diff, got)
 			}
 			if !c.diff && got != "" {
 				t.Errorf("unexpected differences:\n%s", got)
