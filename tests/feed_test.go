@@ -133,7 +133,8 @@ func TestFeedContents(t *testing.T) {
 			t.Fatal(err)
 		}
 		for field, want := range map[string]string{"Package": "meshnode", "Version": "0.1.0-r1",
-			"Architecture": arch, "Depends": strings.Join(meshnodeManifest(t).Depends, ", "), "License": "AGPL-3.0-or-later"} {
+			"Architecture": arch, "Depends": strings.Join(meshnodeManifest(t).Depends, ", "), "License": "AGPL-3.0-or-later",
+			"Conflicts": "meshnode-lite", "Provides": "meshnode-agent"} {
 			if got := ipk.Get(info.Fields, field); got != want {
 				t.Errorf("%s: %s = %q, want %q", arch, field, got, want)
 			}

@@ -363,6 +363,7 @@ func controlFor(cfg Config, m *manifest.Manifest, arch string) ipk.Control {
 		Release:      m.Release,
 		Depends:      m.Depends,
 		Conflicts:    m.Conflicts,
+		Provides:     m.Provides,
 		Source:       "feeds/" + cfg.FeedName + "/" + m.Name,
 		SourceName:   m.Name,
 		License:      m.License,

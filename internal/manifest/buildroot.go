@@ -26,6 +26,7 @@ type Buildroot struct {
 	Arch      string   // "all" when PKGARCH:=all, else "native"
 	Depends   []string // without the Go architecture guard and '+'
 	Conflicts []string // CONFLICTS in define Package/<name>
+	Provides  []string // PROVIDES in define Package/<name>
 	Conffiles []string
 	Installed []string // destination paths; a key directory as "<dir>/*"
 	Tags      []string // GO_PKG_TAGS, sorted
@@ -124,6 +125,8 @@ func ParseBuildroot(file string, data []byte) (*Buildroot, error) {
 			}
 		case "CONFLICTS":
 			b.Conflicts = append(b.Conflicts, strings.Fields(m[3])...)
+		case "PROVIDES":
+			b.Provides = append(b.Provides, strings.Fields(m[3])...)
 		case "SECTION":
 			b.Section = m[3]
 		case "PKGARCH":
@@ -183,6 +186,7 @@ func CheckBuildroot(m *Manifest) ([]string, error) {
 	diff("arch", m.Arch, b.Arch)
 	diff("depends", strings.Join(m.Depends, " "), strings.Join(b.Depends, " "))
 	diff("conflicts", strings.Join(m.Conflicts, " "), strings.Join(b.Conflicts, " "))
+	diff("provides", strings.Join(m.Provides, " "), strings.Join(b.Provides, " "))
 	// Both builders must compile the same code: a lite binary from the SDK
 	// with Nebula in it would not fit the devices it is made for.
 	diff("build tags (GO_PKG_TAGS)", strings.Join(m.BuildTags(), " "), strings.Join(b.Tags, " "))

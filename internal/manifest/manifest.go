@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type Manifest struct {
 	Arch         string // ArchAll or ArchNative
 	Depends      []string
 	Conflicts    []string // packages that cannot be installed with this one (opkg Conflicts)
+	Provides     []string // virtual names other packages may depend on (opkg Provides)
 	Conffiles    []string
 	Keep         []string // /lib/upgrade/keep.d/<name> entries
 	Init         string   // file under files/, installed as /etc/init.d/<name>
@@ -232,7 +234,7 @@ func Load(file, root string) (*Manifest, error) {
 
 var allowed = map[string][]string{
 	"package": {"name", "version", "release", "section", "category", "title", "description", "license",
-		"license_files", "url", "maintainer", "arch", "depends", "conflicts", "conffiles", "keep", "init",
+		"license_files", "url", "maintainer", "arch", "depends", "conflicts", "provides", "conffiles", "keep", "init",
 		"uci_defaults", "postinst", "prerm", "preinst", "postrm"},
 	"binary":    {"cmd", "dest", "tags"},
 	"install":   {"src", "dest", "mode", "template"},
@@ -282,6 +284,7 @@ func (m *Manifest) readPackage(s *uci.Section) error {
 	m.Scripts.Postrm, _ = s.Get("postrm")
 	m.Depends = s.List("depends")
 	m.Conflicts = s.List("conflicts")
+	m.Provides = s.List("provides")
 	m.Conffiles = s.List("conffiles")
 	m.Keep = s.List("keep")
 	m.UCIDefaults = s.List("uci_defaults")
@@ -329,6 +332,14 @@ func (m *Manifest) validate(f *uci.File, root string) error {
 			if strings.Fields(d)[0] == c {
 				return pe("conflicts", fmt.Sprintf("%s is also in depends", c))
 			}
+		}
+	}
+	for _, p := range m.Provides {
+		if !nameRe.MatchString(p) {
+			return pe("provides", fmt.Sprintf("%q is not a package name", p))
+		}
+		if p == m.Name || slices.Contains(m.Conflicts, p) {
+			return pe("provides", fmt.Sprintf("%s is the package itself or one it conflicts with", p))
 		}
 	}
 	switch m.Arch {

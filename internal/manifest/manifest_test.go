@@ -171,6 +171,8 @@ func TestBadManifests(t *testing.T) {
 		{"bad conflicts", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'other pkg'"), "", "manifest:10: conflicts: \"other pkg\" is not a package name"},
 		{"conflicts with itself", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'demo'"), "", "conflicts: a package cannot conflict with itself"},
 		{"conflicts and depends", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist conflicts 'kmod-tun'"), "", "conflicts: kmod-tun is also in depends"},
+		{"bad provides", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist provides 'Not A Name'"), "", "provides:"},
+		{"provides itself", rep("list depends 'kmod-tun'", "list depends 'kmod-tun'\n\tlist provides 'demo'"), "", "provides:"},
 		{"bad mode", validManifest + "\nconfig install\n\toption src 'demo.init'\n\toption dest '/etc/x'\n\toption mode '0999'\n", "", "mode:"},
 	}
 	for _, c := range cases {
