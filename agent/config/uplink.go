@@ -82,6 +82,10 @@ type Failover struct {
 	DampHold  time.Duration
 	DampMax   time.Duration
 	Stable    time.Duration
+	// FlushConntrack: when a WAN stops carrying the default route, forget
+	// the NAT mappings of flows masqueraded to it, so they are masqueraded
+	// again on the new route instead of stalling.
+	FlushConntrack bool
 }
 
 // Failover defaults. The table and priorities sit above what netifd and
@@ -123,7 +127,7 @@ func (r *reader) duration(opt string, def, lo, hi time.Duration) time.Duration {
 func parseUplinks(f *uci.File, c *Config) error {
 	c.Failover = Failover{Table: DefaultFailoverTable, Priority: DefaultFailoverPriority,
 		Mark: DefaultFailoverMark, DampAfter: 3, DampHold: 10 * time.Second,
-		DampMax: 10 * time.Minute, Stable: time.Minute}
+		DampMax: 10 * time.Minute, Stable: time.Minute, FlushConntrack: true}
 	fo := f.SectionsOfType("failover")
 	if len(fo) > 1 {
 		return &Error{File: f.Name, Section: fo[1].Ref(), Msg: "more than one 'config failover' section"}
@@ -143,6 +147,7 @@ func parseUplinks(f *uci.File, c *Config) error {
 		c.Failover.DampHold = r.duration("damp_hold", 10*time.Second, time.Second, time.Hour)
 		c.Failover.DampMax = r.duration("damp_max", 10*time.Minute, time.Second, 24*time.Hour)
 		c.Failover.Stable = r.duration("stable", time.Minute, time.Second, time.Hour)
+		c.Failover.FlushConntrack = r.boolean("flush_conntrack", true)
 		if r.err == nil && c.Failover.DampMax < c.Failover.DampHold {
 			r.fail("damp_max", "%s is shorter than damp_hold %s", c.Failover.DampMax, c.Failover.DampHold)
 		}

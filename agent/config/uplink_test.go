@@ -58,12 +58,28 @@ func TestUplinks(t *testing.T) {
 		s.Interval != time.Second || s.Timeout != 1500*time.Millisecond || s.Tier != 2 || s.DNSName != "." {
 		t.Errorf("sat: %+v", s)
 	}
-	if c.Failover.Table != DefaultFailoverTable || c.Failover.DampHold != 5*time.Second || c.Failover.DampAfter != 3 {
+	if c.Failover.Table != DefaultFailoverTable || c.Failover.DampHold != 5*time.Second || c.Failover.DampAfter != 3 ||
+		!c.Failover.FlushConntrack {
 		t.Errorf("failover: %+v", c.Failover)
 	}
 	if UplinkTarget(ProbeTCP, "198.51.100.2:443") != netip.MustParseAddr("198.51.100.2") ||
 		UplinkTarget(ProbeHTTP, "http://198.51.100.3:8080/x") != netip.MustParseAddr("198.51.100.3") {
 		t.Error("UplinkTarget")
+	}
+}
+
+func TestFlushConntrackOff(t *testing.T) {
+	c, err := Parse("/etc/config/meshnode", []byte(hubUplinks+"\nconfig failover\n\toption flush_conntrack '0'\n"))
+	if err == nil {
+		t.Fatal("two failover sections accepted")
+	}
+	c, err = Parse("/etc/config/meshnode", []byte(strings.Replace(hubUplinks, "option damp_hold '5s'", "option flush_conntrack '0'", 1)))
+	if err != nil || c.Failover.FlushConntrack {
+		t.Fatalf("%+v %v", c.Failover, err)
+	}
+	c, err = Parse("/etc/config/meshnode", []byte("config overlay 'overlay'\n\toption role 'hub'\n\toption address '10.0.4.1/24'\n"))
+	if err != nil || !c.Failover.FlushConntrack {
+		t.Fatalf("default without a failover section: %+v %v", c.Failover, err)
 	}
 }
 
@@ -74,7 +90,11 @@ func TestUplinkErrors(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{hub + "config uplink\n\tlist target '192.0.2.1'\n", `section '@uplink[0]': give the section a name`},
 		{up(""), `/etc/config/meshnode: section 'u' option 'target': missing`},
-		{up("\tlist target 'one.one.one.one'\n"), `option 'target': "one.one.one.one" is not an IPv4 address (names are not resolved`},
+		// Probe targets must be addresses: the error names file, section and option.
+		{up("\tlist target 'one.one.one.one'\n"), `/etc/config/meshnode: section 'u' option 'target': "one.one.one.one" is not an IPv4 address (names are not resolved`},
+		{up("\toption probe 'tcp'\n\tlist target 'dns.quad9.net:53'\n"), `/etc/config/meshnode: section 'u' option 'target': "dns.quad9.net:53" is not ip:port`},
+		{up("\toption probe 'dns'\n\tlist target 'resolver'\n"), `section 'u' option 'target': "resolver" is not a resolver address`},
+		{hub + "config failover\n\toption flush_conntrack 'maybe'\n", `section '@failover[0]' option 'flush_conntrack': "maybe" is not a boolean`},
 		{up("\toption probe 'tcp'\n\tlist target '192.0.2.1'\n"), `"192.0.2.1" is not ip:port`},
 		{up("\toption probe 'http'\n\tlist target 'https://192.0.2.1/'\n"), `is not a URL like http://`},
 		{up("\toption probe 'http'\n\tlist target 'http://example.org/'\n"), `has a host that is not an IPv4 address`},

@@ -108,6 +108,16 @@ type Kernel interface {
 	AddRule(r Rule) error
 	// DelRule removes r; a missing rule is not an error.
 	DelRule(r Rule) error
+	// Addrs returns the IPv4 addresses of the interface with index
+	// ifindex.
+	Addrs(ifindex int) ([]netip.Addr, error)
+	// FlushNAT deletes the connection-tracking entries of flows
+	// masqueraded to one of addrs (reply destination one of them, original
+	// source not) and returns how many. Such a flow keeps its mapping to
+	// a WAN the default route has left, so its packets leave another WAN
+	// with the old source and the replies never come (mwan3 #11406);
+	// without the entry its next packet is masqueraded afresh.
+	FlushNAT(addrs []netip.Addr) (int, error)
 	// LooseRPFilter makes reverse-path filtering on dev loose when it is
 	// strict, and says whether it changed anything.
 	LooseRPFilter(dev string) (bool, error)

@@ -25,6 +25,7 @@ const rtprotMeshnode = 77
 type NetlinkKernel struct {
 	netns int
 	c     *netlink.Conn
+	ct    *netlink.Conn // ctnetlink, opened on first use
 }
 
 // OpenKernel opens rtnetlink in the network namespace whose file
@@ -42,8 +43,13 @@ func OpenKernel(netns int) (*NetlinkKernel, error) {
 // newKernelConn wraps a connection (nltest's in unit tests).
 func newKernelConn(c *netlink.Conn) *NetlinkKernel { return &NetlinkKernel{c: c} }
 
-// Close closes the socket.
-func (k *NetlinkKernel) Close() error { return k.c.Close() }
+// Close closes the sockets.
+func (k *NetlinkKernel) Close() error {
+	if k.ct != nil {
+		k.ct.Close()
+	}
+	return k.c.Close()
+}
 
 func (k *NetlinkKernel) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte) ([]netlink.Message, error) {
 	return k.c.Execute(netlink.Message{

@@ -100,6 +100,10 @@ type Manager struct {
 	underlay string
 	selKey   string
 	last     Plan
+	// natAddrs: the addresses of the interfaces carrying the default
+	// route, by ifindex, kept for when they leave it (an address may be
+	// gone by then).
+	natAddrs map[int][]netip.Addr
 
 	mu     sync.Mutex
 	status Status
@@ -149,7 +153,8 @@ type roundResult struct {
 // New makes a Manager for cfg; Run starts it.
 func New(cfg *config.Config, opt Options) *Manager {
 	m := &Manager{log: opt.Log, k: opt.Kernel, newProber: opt.Prober, ov: opt.Overlay, clock: opt.Clock,
-		reqs: make(chan func(), 16), results: make(chan roundResult, 64), cfg: cfg, applied: map[int]Route{}}
+		reqs: make(chan func(), 16), results: make(chan roundResult, 64), cfg: cfg, applied: map[int]Route{},
+		natAddrs: map[int][]netip.Addr{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -710,8 +715,64 @@ func (m *Manager) reconcile(force bool) {
 			m.log.Info("overlay socket rebound after the WAN route changed")
 		}
 	}
+	if len(m.ups) > 0 {
+		m.forgetNAT(p.Main)
+	}
 	m.last = p
 	m.publish()
+}
+
+// forgetNAT deletes the conntrack entries of flows masqueraded to an
+// interface that no longer carries the default route (after the route
+// moved: earlier, their next packet would be mapped to it again).
+// Masquerading routers keep a flow's mapping for its life, so such a flow
+// would leave the new WAN with the old source and never get a reply; the
+// kernel forgets mappings itself only when the address goes or the device
+// is set down, not on a dead upstream or lost carrier.
+func (m *Manager) forgetNAT(main Route) {
+	now := map[int]bool{}
+	for _, h := range main.Hops {
+		now[h.Ifindex] = true
+	}
+	for idx, cached := range m.natAddrs {
+		if now[idx] {
+			continue
+		}
+		delete(m.natAddrs, idx)
+		if !m.cfg.Failover.FlushConntrack {
+			continue
+		}
+		addrs := slices.Clone(cached)
+		if cur, err := m.k.Addrs(idx); err == nil {
+			for _, a := range cur {
+				if !slices.Contains(addrs, a) {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		start := time.Now()
+		n, err := m.k.FlushNAT(addrs)
+		if err != nil {
+			m.log.Warn("cannot forget the NAT mappings of flows through the WAN the route left: they stall until they end",
+				"addresses", addrs, "error", err)
+			continue
+		}
+		m.log.Info("flows masqueraded to the WAN the route left are mapped afresh on the new one",
+			"addresses", addrs, "flows", n, "took", time.Since(start).Round(time.Microsecond))
+	}
+	for idx := range now {
+		if _, ok := m.natAddrs[idx]; ok {
+			continue
+		}
+		addrs, err := m.k.Addrs(idx)
+		if err != nil {
+			m.log.Warn("cannot read the addresses of a WAN in the default route", "ifindex", idx, "error", err)
+		}
+		m.natAddrs[idx] = addrs
+	}
 }
 
 func (m *Manager) isOverlayIndex(ifindex int) bool {

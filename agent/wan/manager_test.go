@@ -1,9 +1,12 @@
 package wan
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +23,14 @@ type fakeKernel struct {
 	routes map[int]Route
 	rules  []Rule
 	events chan Event
+	addrs  map[int][]netip.Addr
+	// flushed: the address sets FlushNAT was called with, in order.
+	flushed [][]netip.Addr
 }
 
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{links: map[string]Link{}, gws: map[int]netip.Addr{}, routes: map[int]Route{},
-		events: make(chan Event, 16)}
+		events: make(chan Event, 16), addrs: map[int][]netip.Addr{}}
 }
 
 func (k *fakeKernel) Link(name string) (Link, error) {
@@ -80,6 +86,25 @@ func (k *fakeKernel) DelRule(r Rule) error {
 		}
 	}
 	return nil
+}
+
+func (k *fakeKernel) Addrs(ifindex int) ([]netip.Addr, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.addrs[ifindex], nil
+}
+
+func (k *fakeKernel) FlushNAT(addrs []netip.Addr) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.flushed = append(k.flushed, addrs)
+	return 1, nil
+}
+
+func (k *fakeKernel) flushes() [][]netip.Addr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.flushed)
 }
 
 func (k *fakeKernel) LooseRPFilter(string) (bool, error)               { return false, nil }
@@ -210,6 +235,25 @@ type rig struct {
 	m      *Manager
 	cancel context.CancelFunc
 	done   chan struct{}
+	log    *syncBuffer
+}
+
+// syncBuffer collects the manager's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func testUplink(name, kind, dev, gw string, tier int) config.Uplink {
@@ -223,10 +267,16 @@ func testUplink(name, kind, dev, gw string, tier int) config.Uplink {
 }
 
 func start(t *testing.T, ups ...config.Uplink) *rig {
+	return startWith(t, nil, ups...)
+}
+
+// startWith is start with the configuration edited by edit and the
+// kernel by prep before the manager starts.
+func startWith(t *testing.T, prep func(*config.Config, *fakeKernel), ups ...config.Uplink) *rig {
 	cfg := &config.Config{Device: "meshnode0", Port: 4242, Uplinks: ups, Failover: config.Failover{Table: 4200,
 		Priority: 9000, Mark: 0x100, DampAfter: 3, DampHold: 10 * time.Second, DampMax: time.Minute, Stable: time.Minute}}
 	r := &rig{t: t, k: newFakeKernel(), probes: &fakeProbes{ok: map[string]bool{}, rounds: map[string]int{}},
-		clock: &fakeClock{now: t0}, ov: &fakeOverlay{}, done: make(chan struct{})}
+		clock: &fakeClock{now: t0}, ov: &fakeOverlay{}, done: make(chan struct{}), log: &syncBuffer{}}
 	r.k.links["eth1"] = Link{Index: 2, Name: "eth1", Up: true}
 	r.k.links["eth2"] = Link{Index: 3, Name: "eth2", Up: true}
 	r.k.links["meshnode0"] = Link{Index: 9, Name: "meshnode0", Up: true, PointToPoint: true}
@@ -234,7 +284,10 @@ func start(t *testing.T, ups ...config.Uplink) *rig {
 	for _, u := range ups {
 		r.probes.ok[u.Name] = true
 	}
-	r.m = New(cfg, Options{Kernel: r.k, Clock: r.clock, Overlay: r.ov,
+	if prep != nil {
+		prep(cfg, r.k)
+	}
+	r.m = New(cfg, Options{Kernel: r.k, Clock: r.clock, Overlay: r.ov, Log: slog.New(slog.NewTextHandler(r.log, nil)),
 		Prober: func(u config.Uplink, p Path) (Prober, error) { return fakeProber{r.probes, u.Name}, nil }})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -21,6 +21,7 @@ import (
 	"github.com/meshnode/meshnode/agent/overlay/certtest"
 	"github.com/meshnode/meshnode/agent/status"
 	agentwan "github.com/meshnode/meshnode/agent/wan"
+	"github.com/meshnode/meshnode/tests/overlay"
 )
 
 // Sh runs a command and returns its error with its output.
@@ -32,45 +33,19 @@ func Sh(args ...string) error {
 	return nil
 }
 
-// NS runs a command in namespace ns.
-func NS(ns string, args ...string) error {
-	return Sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
-}
+// NS runs a command in namespace ns (tests/overlay's).
+func NS(ns string, args ...string) error { return overlay.NS(ns, args...) }
 
-// Nets creates namespaces and removes them all on Close.
-type Nets struct {
-	Prefix string
-	nss    []string
-}
-
-// Add creates namespace Prefix+name with loopback up.
-func (n *Nets) Add(name string) (string, error) {
-	ns := n.Prefix + name
-	if err := Sh("ip", "netns", "add", ns); err != nil {
-		return "", err
-	}
-	n.nss = append(n.nss, ns)
-	return ns, NS(ns, "ip", "link", "set", "lo", "up")
-}
-
-// Close removes every namespace (and so every veth in them).
-func (n *Nets) Close() {
-	for i := len(n.nss) - 1; i >= 0; i-- {
-		_ = Sh("ip", "netns", "del", n.nss[i])
-	}
-	n.nss = nil
-}
-
-// Veth links device an in namespace a with bn in b.
+// Veth links device an in namespace a with bn in b (tests/overlay's) and
+// sets both up.
 func Veth(a, an, b, bn string) error {
-	tmp := fmt.Sprintf("mw%d", time.Now().UnixNano()%1e9)
-	if err := Sh("ip", "link", "add", tmp+"a", "netns", a, "type", "veth", "peer", "name", tmp+"b", "netns", b); err != nil {
+	if err := overlay.Veth(a, an, b, bn); err != nil {
 		return err
 	}
-	if err := NS(a, "ip", "link", "set", tmp+"a", "name", an, "up"); err != nil {
+	if err := NS(a, "ip", "link", "set", "dev", an, "up"); err != nil {
 		return err
 	}
-	return NS(b, "ip", "link", "set", tmp+"b", "name", bn, "up")
+	return NS(b, "ip", "link", "set", "dev", bn, "up")
 }
 
 // InNS runs f on a thread switched into namespace ns; sockets f opens stay
@@ -110,7 +85,7 @@ func InNS(ns string, f func() error) error {
 //	node wan1 10.1.1.2 -- 10.1.1.1 isp1 10.9.1.1 -- 10.9.1.2 inet
 //	node wan2 10.1.2.2 -- 10.1.2.1 isp2 10.9.2.1 -- 10.9.2.2 inet
 type Local struct {
-	Nets
+	overlay.Namespaces
 	Node, ISP1, ISP2, Inet string
 }
 
@@ -124,7 +99,7 @@ const (
 // BuildLocal creates topology (a). wan2 gets a netifd-style default route
 // in the main table so the agent learns its gateway.
 func BuildLocal(prefix string) (*Local, error) {
-	l := &Local{Nets: Nets{Prefix: prefix}}
+	l := &Local{Namespaces: overlay.Namespaces{Prefix: prefix}}
 	var err error
 	for _, p := range []*string{&l.Node, &l.ISP1, &l.ISP2, &l.Inet} {
 		name := map[*string]string{&l.Node: "node", &l.ISP1: "isp1", &l.ISP2: "isp2", &l.Inet: "inet"}[p]
