@@ -255,7 +255,7 @@ func cmdVerify(e env, args []string) error {
 		return err
 	}
 	bad := false
-	for _, dir := range fs.Args() {
+	for _, dir := range feedDirs(fs.Args()) {
 		rep, err := verify.Feed(dir, keys)
 		if err != nil {
 			return err
@@ -274,6 +274,29 @@ func cmdVerify(e env, args []string) error {
 		return failed{}
 	}
 	return nil
+}
+
+// feedDirs expands a directory of feeds (out/feed, with one directory
+// per architecture and the published keys beside them) into its feeds;
+// a directory that is a feed itself, or holds none, is kept as given so
+// verify reports what is missing.
+func feedDirs(args []string) []string {
+	var out []string
+	for _, d := range args {
+		if _, err := os.Stat(filepath.Join(d, "Packages")); err == nil {
+			out = append(out, d)
+			continue
+		}
+		subs, _ := filepath.Glob(filepath.Join(d, "*", "Packages"))
+		if len(subs) == 0 {
+			out = append(out, d)
+			continue
+		}
+		for _, s := range subs {
+			out = append(out, filepath.Dir(s))
+		}
+	}
+	return out
 }
 
 // loadTrusted reads a directory of public keys: usign public keys (any

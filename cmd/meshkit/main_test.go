@@ -120,3 +120,17 @@ func TestVerifyTrustDirErrors(t *testing.T) {
 		t.Errorf("junk in trust dir: exit %d: %s", code, errs)
 	}
 }
+
+func TestFeedDirsExpandsAFeedRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"mips_24kc", "x86_64", "keys"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "mips_24kc", "Packages"), nil, 0o644)
+	os.WriteFile(filepath.Join(root, "x86_64", "Packages"), nil, 0o644)
+	got := feedDirs([]string{root, filepath.Join(root, "x86_64"), filepath.Join(root, "keys")})
+	want := []string{filepath.Join(root, "mips_24kc"), filepath.Join(root, "x86_64"), filepath.Join(root, "x86_64"), filepath.Join(root, "keys")}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
