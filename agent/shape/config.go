@@ -163,7 +163,7 @@ func parseLink(file string, s *uci.Section) (Link, error) {
 		if !ok {
 			return nil
 		}
-		r, err := parseKbit(v)
+		r, err := ParseKbit(v)
 		if err != nil {
 			return l.errorf(name, "%v", err)
 		}

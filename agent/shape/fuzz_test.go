@@ -73,7 +73,7 @@ func FuzzParseMatch(f *testing.F) {
 		if m, err := parseMark(s); err == nil && (m.Val == 0 || m.Mask == 0 || m.Val&^m.Mask != 0) {
 			t.Fatalf("%q: %+v", s, m)
 		}
-		if k, err := parseKbit(s); err == nil && (k <= 0 || k > maxKbit) {
+		if k, err := ParseKbit(s); err == nil && (k <= 0 || k > maxKbit) {
 			t.Fatalf("%q: %d", s, k)
 		}
 		if sh, err := parseShare(s); err == nil {

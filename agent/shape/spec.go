@@ -11,10 +11,10 @@ import (
 // keeps byte-per-second arithmetic far from overflow.
 const maxKbit = 100_000_000
 
-// parseKbit parses a rate in kbit/s: a plain integer, or an integer with a
+// ParseKbit parses a rate in kbit/s: a plain integer, or an integer with a
 // unit suffix kbit, mbit or gbit (as tc writes them). Zero and negative
 // rates are errors: the caller names the option.
-func parseKbit(s string) (int64, error) {
+func ParseKbit(s string) (int64, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
 	mult := int64(1)
 	for _, u := range []struct {
@@ -83,7 +83,7 @@ func parseShare(s string) (Share, error) {
 		}
 		return Share{Percent: n}, nil
 	}
-	k, err := parseKbit(t)
+	k, err := ParseKbit(t)
 	if err != nil {
 		return Share{}, err
 	}
@@ -145,7 +145,7 @@ func parseWindow(s string) (Window, error) {
 		if !ok {
 			return Window{}, fmt.Errorf("%q: want upload=RATE or download=RATE", f)
 		}
-		r, err := parseKbit(v)
+		r, err := ParseKbit(v)
 		if err != nil {
 			return Window{}, fmt.Errorf("%s: %w", k, err)
 		}

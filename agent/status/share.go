@@ -21,7 +21,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
+
+	"github.com/meshnode/meshnode/agent/shape"
 
 	"github.com/meshnode/meshnode/internal/uci"
 )
@@ -121,7 +122,7 @@ func optKbit(f *uci.File, s *uci.Section, name string) (int64, error) {
 	if !ok {
 		return 0, nil
 	}
-	n, err := parseKbit(v)
+	n, err := shape.ParseKbit(v)
 	if err != nil {
 		return 0, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: name, Msg: err.Error()}
 	}
@@ -140,10 +141,10 @@ func boundsOf(f *uci.File, s *uci.Section, dir string) (*Bounds, error) {
 	}
 	var b Bounds
 	var err error
-	if b.Min, err = parseKbit(lo); err != nil {
+	if b.Min, err = shape.ParseKbit(lo); err != nil {
 		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_min", Msg: err.Error()}
 	}
-	if b.Max, err = parseKbit(hi); err != nil {
+	if b.Max, err = shape.ParseKbit(hi); err != nil {
 		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_max", Msg: err.Error()}
 	}
 	if b.Min > b.Max {
@@ -151,27 +152,6 @@ func boundsOf(f *uci.File, s *uci.Section, dir string) (*Bounds, error) {
 			Msg: fmt.Sprintf("%s_min %d is above %s_max %d", dir, b.Min, dir, b.Max)}
 	}
 	return &b, nil
-}
-
-// parseKbit reads a rate the way agent/shape does: a whole number of
-// kbit/s, optionally with a kbit, mbit or gbit suffix.
-func parseKbit(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"gbit", 1_000_000}, {"mbit", 1000}, {"kbit", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > 100_000_000/mult {
-		return 0, fmt.Errorf("%q is not a rate in kbit/s (examples: 20000, 20mbit)", s)
-	}
-	return n * mult, nil
 }
 
 // SetShare checks the new rates (kbit/s; 0 leaves a direction as it is)
