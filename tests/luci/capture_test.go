@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -480,35 +479,6 @@ func (c *captured) captureLoRa(t *testing.T, dir string) {
 	c.lora["stopped"], _ = json.Marshal(rep)
 }
 
-// inNS runs f on a thread switched into namespace ns; sockets f opens
-// stay in ns.
-func inNS(ns string, f func() error) error {
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread stays locked and dies with this goroutine.
-		return fmt.Errorf("restoring the namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 // blast sends UDP datagrams of 1200 bytes from namespace ns to dst at
 // about kbit kbit/s until stop is closed.
 func blast(ns, dst string, kbit int, stop <-chan struct{}) error {
@@ -517,7 +487,7 @@ func blast(ns, dst string, kbit int, stop <-chan struct{}) error {
 		return err
 	}
 	var conn *net.UDPConn
-	if err := inNS(ns, func() error {
+	if err := overlay.InNS(ns, func() error {
 		var err error
 		conn, err = net.ListenUDP("udp4", nil)
 		return err

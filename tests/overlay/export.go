@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/meshnode/meshnode/agent/status"
+	"golang.org/x/sys/unix"
 )
 
 // Helpers for other integration tests (tests/ca, tests/lora) that build
@@ -101,4 +103,34 @@ func (t *Topology) RunWith(n *Node, config, stateDir string) error {
 	n.Cmd = cmd
 	go func() { _ = cmd.Wait(); log.Close() }()
 	return nil
+}
+
+// InNS runs f on a thread switched into namespace ns; sockets f opens stay
+// in ns after it returns.
+func InNS(ns string, f func() error) error {
+	runtime.LockOSThread()
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer self.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := f()
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: it dies with this goroutine instead of
+		// running other code in the wrong namespace.
+		return fmt.Errorf("restoring the namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }

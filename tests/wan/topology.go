@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -46,36 +45,6 @@ func Veth(a, an, b, bn string) error {
 		return err
 	}
 	return NS(b, "ip", "link", "set", "dev", bn, "up")
-}
-
-// InNS runs f on a thread switched into namespace ns; sockets f opens stay
-// in ns after it returns.
-func InNS(ns string, f func() error) error {
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: it dies with this goroutine instead of
-		// running other code in the wrong namespace.
-		return fmt.Errorf("restoring the namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }
 
 // Local is topology (a): a node with two WANs, each to an ISP namespace,
@@ -161,7 +130,7 @@ func Restore(ns string) error { return NS(ns, "nft", "delete table ip mnkill") }
 // Echo answers UDP datagrams with "payload|source address it saw".
 func Echo(ns, addr string) (stop func(), err error) {
 	var c *net.UDPConn
-	err = InNS(ns, func() error {
+	err = overlay.InNS(ns, func() error {
 		ua, err := net.ResolveUDPAddr("udp4", addr)
 		if err != nil {
 			return err
@@ -209,7 +178,7 @@ func StartFlow(ns, dst string, every time.Duration) (*Flow, error) {
 	if f.dst, err = net.ResolveUDPAddr("udp4", dst); err != nil {
 		return nil, err
 	}
-	if err := InNS(ns, func() error {
+	if err := overlay.InNS(ns, func() error {
 		var err error
 		f.c, err = net.ListenUDP("udp4", nil)
 		return err
