@@ -11,7 +11,13 @@ import (
 // WriteFile writes data to path with mode perm: a temporary file in the
 // same directory is written, synced and renamed over path, then the
 // directory is synced so the rename itself is durable.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFileRename(path, data, perm, os.Rename)
+}
+
+// WriteFileRename is WriteFile with the rename step given, so callers'
+// tests can make it fail and check nothing is left behind.
+func WriteFileRename(path string, data []byte, perm os.FileMode, rename func(from, to string) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -36,7 +42,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := rename(tmp.Name(), path); err != nil {
 		return err
 	}
 	return SyncDir(dir)

@@ -3,11 +3,12 @@ package uci
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/atomicfile"
 )
 
 // Marshal returns the file's text.
@@ -273,8 +274,8 @@ func WriteFile(path string, f *File) error {
 }
 
 // writeAtomic is WriteFile with the rename step injectable, so tests can
-// make it fail.
-func writeAtomic(path string, data []byte, rename func(from, to string) error) (err error) {
+// make it fail. It resolves a symlink and keeps the existing file's mode.
+func writeAtomic(path string, data []byte, rename func(from, to string) error) error {
 	target := path
 	if t, err := filepath.EvalSymlinks(path); err == nil {
 		target = t
@@ -285,41 +286,5 @@ func writeAtomic(path string, data []byte, rename func(from, to string) error) (
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	dir := filepath.Dir(target)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600; Chmod is not subject to the umask.
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := rename(tmp.Name(), target); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory entry is on disk.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFileRename(target, data, mode, rename)
 }

@@ -40,36 +40,14 @@ func needRoot(t *testing.T) {
 
 // ping pings dst from the node's namespace until it answers or timeout.
 func ping(n *Node, dst string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		cmd := exec.Command("ip", "netns", "exec", n.NS, os.Args[0])
-		cmd.Env = append(os.Environ(), PingEnv+"="+dst)
-		out, err := cmd.CombinedOutput()
-		if err == nil {
-			return nil
-		}
-		last = fmt.Errorf("%v %s", err, out)
+	if err := PingFrom(n.NS, dst, timeout); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	return fmt.Errorf("%s -> %s: %v", n.Name, dst, last)
+	return nil
 }
 
 func waitStatus(n *Node, timeout time.Duration, ok func(status.Snapshot) bool) (status.Snapshot, error) {
-	c := status.Client{Socket: n.Socket()}
-	deadline := time.Now().Add(timeout)
-	var s status.Snapshot
-	var err error
-	for time.Now().Before(deadline) {
-		s, err = c.Status()
-		if err == nil && ok(s) {
-			return s, nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err == nil {
-		err = fmt.Errorf("condition not met; last snapshot: %+v", s)
-	}
-	return s, fmt.Errorf("%s: %w", n.Name, err)
+	return WaitStatus(n.Socket(), timeout, ok)
 }
 
 func logs(t *testing.T, topo *Topology) {
