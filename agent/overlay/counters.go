@@ -3,6 +3,7 @@ package overlay
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -17,27 +18,45 @@ import (
 // an uplink is counted under its internet address, not the uplink's, and
 // summed in Routed instead.
 
-type byteCounter struct{ in, out atomic.Uint64 }
+// byteCounter keeps in and out on separate cache lines: Nebula reads the
+// TUN device and writes to it from different goroutines, usually on
+// different cores.
+type byteCounter struct {
+	in  atomic.Uint64
+	_   [56]byte
+	out atomic.Uint64
+	_   [56]byte
+}
+
+// maxPeers bounds the per-peer table: a local process scanning the overlay
+// network must not grow it without limit. Traffic to further addresses is
+// still carried, only not counted per peer.
+const maxPeers = 4096
 
 // Traffic holds byte counts per overlay address.
 type Traffic struct {
 	network netip.Prefix
 
-	mu    sync.RWMutex
-	peers map[netip.Addr]*byteCounter
+	// peers is copied on write: every packet looks its peer up, a new
+	// peer is rare, and a lookup must not write shared memory (a
+	// read lock would, from two cores, on every packet).
+	peers atomic.Pointer[map[netip.Addr]*byteCounter]
+	mu    sync.Mutex // serialises writers of peers
 	// Routed counts packets whose other end is outside the overlay network.
 	Routed byteCounter
+	// untracked counts packets to peers beyond maxPeers.
+	untracked byteCounter
 }
 
 func newTraffic(network netip.Prefix) *Traffic {
-	return &Traffic{network: network.Masked(), peers: map[netip.Addr]*byteCounter{}}
+	t := &Traffic{network: network.Masked()}
+	t.peers.Store(&map[netip.Addr]*byteCounter{})
+	return t
 }
 
 // Bytes returns bytes received from and sent to a, including IP headers.
 func (t *Traffic) Bytes(a netip.Addr) (in, out uint64) {
-	t.mu.RLock()
-	c := t.peers[a]
-	t.mu.RUnlock()
+	c := (*t.peers.Load())[a]
 	if c == nil {
 		return 0, 0
 	}
@@ -51,18 +70,22 @@ func (t *Traffic) counter(a netip.Addr) *byteCounter {
 	if !t.network.Contains(a) {
 		return &t.Routed
 	}
-	t.mu.RLock()
-	c := t.peers[a]
-	t.mu.RUnlock()
-	if c != nil {
+	if c := (*t.peers.Load())[a]; c != nil {
 		return c
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c = t.peers[a]; c == nil {
-		c = &byteCounter{}
-		t.peers[a] = c
+	old := *t.peers.Load()
+	if c := old[a]; c != nil {
+		return c
 	}
+	if len(old) >= maxPeers {
+		return &t.untracked
+	}
+	m := maps.Clone(old)
+	c := &byteCounter{}
+	m[a] = c
+	t.peers.Store(&m)
 	return c
 }
 
