@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,8 @@ type File struct {
 // sign the same bytes.
 func (m *Manifest) Marshal() []byte {
 	fs := slices.Clone(m.Files)
-	slices.SortFunc(fs, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	// sort.Slice: a generic sort per struct type costs ~13 KB on MIPS.
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s\nversion %d\ncreated %s\n", manifestMagic, m.Version, m.Created.UTC().Format(time.RFC3339))
 	for _, f := range fs {
