@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/meshnode/meshnode/ca/exchange"
 	"github.com/meshnode/meshnode/internal/atomicfile"
+	"github.com/meshnode/meshnode/internal/run"
 	"github.com/meshnode/meshnode/internal/uci"
 )
 
@@ -58,7 +58,7 @@ func ProcdReload(ctx context.Context) error {
 	if _, err := os.Stat(initScript); err != nil {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, initScript, "reload").CombinedOutput()
+	out, err := run.CombinedOutput(ctx, initScript, "reload")
 	if err != nil {
 		return fmt.Errorf("%s reload: %v: %s", initScript, err, bytes.TrimSpace(out))
 	}

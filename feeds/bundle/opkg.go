@@ -6,12 +6,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/slackhq/nebula/cert"
+
+	"github.com/meshnode/meshnode/internal/run"
 )
 
 // OpkgCLI runs the real opkg with a private configuration that names only
@@ -54,17 +55,17 @@ func (o OpkgCLI) Upgrade(ctx context.Context, dir string, pkgs []string) ([]stri
 	if err := os.WriteFile(cf, conf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
-	run := func(args ...string) ([]byte, error) {
-		out, err := exec.CommandContext(ctx, bin, append([]string{"-f", cf}, args...)...).CombinedOutput()
+	opkg := func(args ...string) ([]byte, error) {
+		out, err := run.CombinedOutput(ctx, bin, append([]string{"-f", cf}, args...)...)
 		if err != nil {
 			return out, fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, bytes.TrimSpace(out))
 		}
 		return out, nil
 	}
-	if _, err := run("update"); err != nil {
+	if _, err := opkg("update"); err != nil {
 		return nil, err
 	}
-	out, err := run("list-upgradable")
+	out, err := opkg("list-upgradable")
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func (o OpkgCLI) Upgrade(ctx context.Context, dir string, pkgs []string) ([]stri
 	if len(up) == 0 {
 		return nil, nil
 	}
-	if _, err := run(append([]string{"upgrade"}, up...)...); err != nil {
+	if _, err := opkg(append([]string{"upgrade"}, up...)...); err != nil {
 		return nil, err
 	}
 	return up, nil
