@@ -9,7 +9,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,9 +30,7 @@ const (
 	ctaIPv4Dst    = 2  // CTA_IP_V4_DST
 )
 
-func ctType(msg int) netlink.HeaderType {
-	return netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8 | msg)
-}
+func ctType(msg int) int { return unix.NFNL_SUBSYS_CTNETLINK<<8 | msg }
 
 // nfgenmsg is struct nfgenmsg for IPv4.
 func nfgenmsg() []byte { return []byte{unix.AF_INET, unix.NFNETLINK_V0, 0, 0} }
@@ -54,72 +52,86 @@ func (e ctEntry) natTo(addrs []netip.Addr) bool {
 
 func decodeCT(data []byte) (ctEntry, error) {
 	var e ctEntry
-	if len(data) < 4 {
+	if len(data) < nl.SizeofNfgenmsg {
 		return e, errors.New("short nfgenmsg")
 	}
 	if data[0] != unix.AF_INET {
 		return e, nil
 	}
-	ad, err := netlink.NewAttributeDecoder(data[4:])
+	as, err := attrs(data[nl.SizeofNfgenmsg:])
 	if err != nil {
 		return e, err
 	}
-	for ad.Next() {
-		switch ad.Type() {
+	for _, a := range as {
+		switch a.Attr.Type {
 		case ctaTupleOrig:
-			e.orig = ad.Bytes()
+			e.orig = a.Value
 			e.origSrc, _, err = tupleAddrs(e.orig)
 		case ctaTupleReply:
-			_, e.replyDst, err = tupleAddrs(ad.Bytes())
+			_, e.replyDst, err = tupleAddrs(a.Value)
 		case ctaID:
-			e.id = ad.Bytes()
+			e.id = a.Value
 		case ctaZone:
-			e.zone = ad.Bytes()
+			e.zone = a.Value
 		}
 		if err != nil {
 			return e, err
 		}
 	}
-	return e, ad.Err()
+	return e, nil
 }
 
 // tupleAddrs reads the IPv4 source and destination of a tuple.
 func tupleAddrs(b []byte) (src, dst netip.Addr, err error) {
-	ad, err := netlink.NewAttributeDecoder(b)
+	as, err := attrs(b)
 	if err != nil {
 		return src, dst, err
 	}
-	for ad.Next() {
-		if ad.Type() != ctaTupleIP {
+	for _, a := range as {
+		if a.Attr.Type != ctaTupleIP {
 			continue
 		}
-		ad.Nested(func(nad *netlink.AttributeDecoder) error {
-			for nad.Next() {
-				a, ok := netip.AddrFromSlice(nad.Bytes())
-				switch {
-				case !ok:
-				case nad.Type() == ctaIPv4Src:
-					src = a
-				case nad.Type() == ctaIPv4Dst:
-					dst = a
-				}
+		ips, err := attrs(a.Value)
+		if err != nil {
+			return src, dst, err
+		}
+		for _, ip := range ips {
+			v, ok := netip.AddrFromSlice(ip.Value)
+			switch {
+			case !ok:
+			case ip.Attr.Type == ctaIPv4Src:
+				src = v
+			case ip.Attr.Type == ctaIPv4Dst:
+				dst = v
 			}
-			return nil
-		})
+		}
 	}
-	return src, dst, ad.Err()
+	return src, dst, nil
 }
 
-func (k *NetlinkKernel) conntrack() (*netlink.Conn, error) {
-	if k.ct != nil {
-		return k.ct, nil
+// natEntries decodes a conntrack dump and keeps the flows masqueraded to
+// one of addrs.
+func natEntries(msgs [][]byte, addrs []netip.Addr) []ctEntry {
+	var out []ctEntry
+	for _, m := range msgs {
+		if e, err := decodeCT(m); err == nil && e.natTo(addrs) {
+			out = append(out, e)
+		}
 	}
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: k.netns})
-	if err != nil {
-		return nil, fmt.Errorf("open ctnetlink: %w", err)
+	return out
+}
+
+// ctDeleteRequest deletes the entry e was read from.
+func ctDeleteRequest(e ctEntry) *nl.NetlinkRequest {
+	b := appendAttr(nfgenmsg(), unix.NLA_F_NESTED|ctaTupleOrig, e.orig)
+	if e.zone != nil {
+		b = appendAttr(b, ctaZone, e.zone)
 	}
-	k.ct = c
-	return c, nil
+	if e.id != nil {
+		// The same flow, not a new one that reused the tuple.
+		b = appendAttr(b, ctaID, e.id)
+	}
+	return request(ctType(ctMsgDelete), unix.NLM_F_ACK, b)
 }
 
 // FlushNAT implements Kernel.
@@ -127,36 +139,20 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 	if len(addrs) == 0 {
 		return 0, nil
 	}
-	c, err := k.conntrack()
-	if err != nil {
-		return 0, err
+	if k.socks[unix.NETLINK_NETFILTER] == nil {
+		s, err := openSocket(k.netns, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return 0, fmt.Errorf("open ctnetlink: %w", err)
+		}
+		k.socks[unix.NETLINK_NETFILTER] = s
 	}
-	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{Type: ctType(ctMsgGet), Flags: netlink.Request | netlink.Dump},
-		Data:   nfgenmsg(),
-	})
+	msgs, err := k.exec(unix.NETLINK_NETFILTER, request(ctType(ctMsgGet), unix.NLM_F_DUMP, nfgenmsg()), 0)
 	if err != nil {
 		return 0, fmt.Errorf("reading conntrack entries: %w", err)
 	}
 	n := 0
-	for _, m := range msgs {
-		e, err := decodeCT(m.Data)
-		if err != nil || !e.natTo(addrs) {
-			continue
-		}
-		ae := netlink.NewAttributeEncoder()
-		ae.Bytes(netlink.Nested|ctaTupleOrig, e.orig)
-		if e.zone != nil {
-			ae.Bytes(ctaZone, e.zone)
-		}
-		if e.id != nil {
-			// The same flow, not a new one that reused the tuple.
-			ae.Bytes(ctaID, e.id)
-		}
-		_, err = c.Execute(netlink.Message{
-			Header: netlink.Header{Type: ctType(ctMsgDelete), Flags: netlink.Request | netlink.Acknowledge},
-			Data:   append(nfgenmsg(), mustEncode(ae)...),
-		})
+	for _, e := range natEntries(msgs, addrs) {
+		_, err := k.exec(unix.NETLINK_NETFILTER, ctDeleteRequest(e), 0)
 		if errors.Is(err, unix.ENOENT) {
 			continue // ended meanwhile
 		}
@@ -172,30 +168,35 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 func (k *NetlinkKernel) Addrs(ifindex int) ([]netip.Addr, error) {
 	req := make([]byte, unix.SizeofIfAddrmsg)
 	req[0] = unix.AF_INET
-	msgs, err := k.exec(unix.RTM_GETADDR, netlink.Dump, req)
+	msgs, err := k.exec(unix.NETLINK_ROUTE, request(unix.RTM_GETADDR, unix.NLM_F_DUMP, req), unix.RTM_NEWADDR)
 	if err != nil {
 		return nil, fmt.Errorf("reading addresses: %w", err)
 	}
+	return addrsOf(msgs, ifindex), nil
+}
+
+// addrsOf picks the IPv4 addresses of one interface out of an address
+// dump.
+func addrsOf(msgs [][]byte, ifindex int) []netip.Addr {
 	var out []netip.Addr
-	for _, m := range msgs {
-		d := m.Data
+	for _, d := range msgs {
 		if len(d) < unix.SizeofIfAddrmsg || d[0] != unix.AF_INET ||
 			int(binary.NativeEndian.Uint32(d[4:8])) != ifindex {
 			continue
 		}
-		ad, err := netlink.NewAttributeDecoder(d[unix.SizeofIfAddrmsg:])
+		as, err := attrs(d[unix.SizeofIfAddrmsg:])
 		if err != nil {
 			continue
 		}
 		var local, addr netip.Addr
-		for ad.Next() {
-			a, ok := netip.AddrFromSlice(ad.Bytes())
+		for _, a := range as {
+			v, ok := netip.AddrFromSlice(a.Value)
 			switch {
 			case !ok:
-			case ad.Type() == unix.IFA_LOCAL:
-				local = a
-			case ad.Type() == unix.IFA_ADDRESS:
-				addr = a
+			case a.Attr.Type == unix.IFA_LOCAL:
+				local = v
+			case a.Attr.Type == unix.IFA_ADDRESS:
+				addr = v
 			}
 		}
 		// On point-to-point links IFA_ADDRESS is the peer.
@@ -205,5 +206,5 @@ func (k *NetlinkKernel) Addrs(ifindex int) ([]netip.Addr, error) {
 			out = append(out, addr)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -8,10 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/httpconn"
+	"github.com/meshnode/meshnode/internal/run"
 )
 
 // EventPath is where the status socket takes hotplug events.
@@ -59,12 +59,12 @@ func SendEvent(socket string, ev HotplugEvent) error {
 // happened before the agent started (hotplug told nobody then). Off
 // OpenWrt there is no ubus and nothing is learned.
 func askNetifd(ctx context.Context, iface string) (HotplugEvent, bool) {
-	if _, err := exec.LookPath("ubus"); err != nil {
+	if _, err := run.LookPath("ubus"); err != nil {
 		return HotplugEvent{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ubus", "call", "network.interface."+iface, "status").Output()
+	out, err := run.Output(ctx, "ubus", "call", "network.interface."+iface, "status")
 	if err != nil {
 		return HotplugEvent{}, false
 	}

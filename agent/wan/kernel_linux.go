@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
-	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,66 +21,138 @@ import (
 // table all proto 77` lists them (any unused protocol number would do).
 const rtprotMeshnode = 77
 
+// nlTimeoutSec bounds each send and receive on the agent's netlink
+// sockets: the failover loop waits on them and must not hang for good.
+const nlTimeoutSec = 10
+
 // NetlinkKernel is the Kernel of a network namespace over rtnetlink, with
-// the few messages failover needs written out by hand (cheaper in flash
-// than a route library on top of mdlayher/netlink).
+// the few messages failover needs written out by hand on the netlink
+// transport Nebula links anyway (vishvananda/netlink/nl): no second
+// netlink library in flash.
 type NetlinkKernel struct {
 	netns int
-	c     *netlink.Conn
-	ct    *netlink.Conn // ctnetlink, opened on first use
+	// socks holds the rtnetlink socket and, from the first NAT flush on,
+	// the ctnetlink one, keyed by protocol as nl's requests look them up.
+	socks map[int]*nl.SocketHandle
+}
+
+// nsHandle turns the netns file descriptor (0: the caller's namespace)
+// into what nl opens sockets in.
+func nsHandle(fd int) netns.NsHandle {
+	if fd == 0 {
+		return netns.None()
+	}
+	return netns.NsHandle(fd)
+}
+
+// openSocket opens a request socket for proto in the namespace.
+func openSocket(ns, proto int) (*nl.SocketHandle, error) {
+	s, err := nl.GetNetlinkSocketAt(nsHandle(ns), netns.None(), proto)
+	if err != nil {
+		return nil, err
+	}
+	tv := unix.Timeval{Sec: nlTimeoutSec}
+	_ = s.SetSendTimeout(&tv)
+	_ = s.SetReceiveTimeout(&tv)
+	// Extended acks turn EINVAL into the kernel's own explanation.
+	_ = s.SetExtAck(true)
+	return &nl.SocketHandle{Socket: s}, nil
 }
 
 // OpenKernel opens rtnetlink in the network namespace whose file
 // descriptor is netns (0: the caller's).
 func OpenKernel(netns int) (*NetlinkKernel, error) {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: netns})
+	s, err := openSocket(netns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink: %w", err)
 	}
-	// Extended acks turn EINVAL into the kernel's own explanation.
-	_ = c.SetOption(netlink.ExtendedAcknowledge, true)
-	return &NetlinkKernel{netns: netns, c: c}, nil
+	return &NetlinkKernel{netns: netns, socks: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s}}, nil
 }
-
-// newKernelConn wraps a connection (nltest's in unit tests).
-func newKernelConn(c *netlink.Conn) *NetlinkKernel { return &NetlinkKernel{c: c} }
 
 // Close closes the sockets.
 func (k *NetlinkKernel) Close() error {
-	if k.ct != nil {
-		k.ct.Close()
+	for _, s := range k.socks {
+		s.Close()
 	}
-	return k.c.Close()
+	return nil
 }
 
-func (k *NetlinkKernel) exec(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte) ([]netlink.Message, error) {
-	return k.c.Execute(netlink.Message{
-		Header: netlink.Header{Type: typ, Flags: netlink.Request | flags},
-		Data:   data,
-	})
+// exec sends req on the namespace's socket for proto and returns the
+// bodies of the replies of type want (0: all). An error reply comes back
+// as its errno, with the kernel's extended-ack text when it gave one.
+func (k *NetlinkKernel) exec(proto int, req *nl.NetlinkRequest, want uint16) ([][]byte, error) {
+	req.Sockets = k.socks
+	msgs, err := req.Execute(proto, want)
+	if errors.Is(err, nl.ErrDumpInterrupted) {
+		// A dump that raced a change is used as it is: link and route
+		// changes arrive as events and cause a fresh read; addresses and
+		// conntrack are read again at the next failover.
+		err = nil
+	}
+	return msgs, err
+}
+
+// attrs splits a run of netlink attributes, types without their flag
+// bits. The kernel pads every attribute, so a run whose length is not a
+// multiple of 4 is garbled: dropping its ragged end makes the last
+// attribute fail nl.ParseRouteAttr's length check instead of letting it
+// slice past the end.
+func attrs(b []byte) ([]syscall.NetlinkRouteAttr, error) {
+	b = b[:len(b)&^3]
+	as, err := nl.ParseRouteAttr(b)
+	for i := range as {
+		as[i].Attr.Type &^= unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER
+	}
+	return as, err
+}
+
+// request is a netlink request whose body (fixed header and attributes)
+// is b. Bodies are built as bytes with appendAttr: smaller in flash than
+// a tree of nl.RtAttr values.
+func request(typ, flags int, b []byte) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(typ, flags)
+	req.RawData = b
+	return req
+}
+
+// appendAttr appends a netlink attribute to b (whose length is a multiple
+// of 4), padded to 4 bytes. Not inlined: one copy is less flash.
+//
+//go:noinline
+func appendAttr(b []byte, typ int, v []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(v)))
+	b = binary.NativeEndian.AppendUint16(b, uint16(typ))
+	b = append(b, v...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func appendU32(b []byte, typ int, v uint32) []byte {
+	return appendAttr(b, typ, binary.NativeEndian.AppendUint32(nil, v))
+}
+
+// linkRequest asks for one interface by name.
+func linkRequest(name string) *nl.NetlinkRequest {
+	b := make([]byte, unix.SizeofIfInfomsg)
+	return request(unix.RTM_GETLINK, 0, appendAttr(b, unix.IFLA_IFNAME, append([]byte(name), 0)))
 }
 
 // Link implements Kernel.
 func (k *NetlinkKernel) Link(name string) (Link, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.IFLA_IFNAME, name)
-	attrs, err := ae.Encode()
-	if err != nil {
-		return Link{}, err
+	msgs, err := k.exec(unix.NETLINK_ROUTE, linkRequest(name), unix.RTM_NEWLINK)
+	if errors.Is(err, unix.ENODEV) || (err == nil && len(msgs) == 0) {
+		return Link{}, fmt.Errorf("%s: %w", name, ErrNoLink)
 	}
-	msgs, err := k.exec(unix.RTM_GETLINK, 0, append(make([]byte, unix.SizeofIfInfomsg), attrs...))
 	if err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return Link{}, fmt.Errorf("%s: %w", name, ErrNoLink)
-		}
 		return Link{}, fmt.Errorf("%s: %w", name, err)
 	}
-	for _, m := range msgs {
-		if m.Header.Type == unix.RTM_NEWLINK {
-			return decodeLink(m.Data)
-		}
+	l, err := decodeLink(msgs[0])
+	if err != nil {
+		return Link{}, fmt.Errorf("%s: %w", name, err)
 	}
-	return Link{}, fmt.Errorf("%s: %w", name, ErrNoLink)
+	return l, nil
 }
 
 // decodeLink decodes an RTM_NEWLINK or RTM_DELLINK body.
@@ -92,16 +166,13 @@ func decodeLink(data []byte) (Link, error) {
 		Up:           flags&unix.IFF_UP != 0 && flags&unix.IFF_LOWER_UP != 0,
 		PointToPoint: flags&unix.IFF_POINTOPOINT != 0,
 	}
-	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return Link{}, err
-	}
-	for ad.Next() {
-		if ad.Type() == unix.IFLA_IFNAME {
-			l.Name = ad.String()
+	as, err := attrs(data[unix.SizeofIfInfomsg:])
+	for _, a := range as {
+		if a.Attr.Type == unix.IFLA_IFNAME {
+			l.Name = unix.ByteSliceToString(a.Value)
 		}
 	}
-	return l, ad.Err()
+	return l, err
 }
 
 // rtmsg is struct rtmsg for an IPv4 default route.
@@ -134,37 +205,48 @@ func decodeRoute(data []byte) (parsedRoute, error) {
 		r.dstLen = -1 // not ours to look at
 		return r, nil
 	}
-	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofRtMsg:])
-	if err != nil {
-		return r, err
-	}
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.RTA_TABLE:
-			r.table = int(ad.Uint32())
-		case unix.RTA_OIF:
-			r.oif = int(ad.Uint32())
-		case unix.RTA_PRIORITY:
-			r.metric = int(ad.Uint32())
+	as, err := attrs(data[unix.SizeofRtMsg:])
+	for _, a := range as {
+		switch a.Attr.Type {
+		case unix.RTA_TABLE, unix.RTA_OIF, unix.RTA_PRIORITY:
+			if len(a.Value) < 4 {
+				continue
+			}
+			v := int(binary.NativeEndian.Uint32(a.Value))
+			switch a.Attr.Type {
+			case unix.RTA_TABLE:
+				r.table = v
+			case unix.RTA_OIF:
+				r.oif = v
+			default:
+				r.metric = v
+			}
 		case unix.RTA_GATEWAY:
-			if a, ok := netip.AddrFromSlice(ad.Bytes()); ok {
-				r.gateway = a.Unmap()
+			if g, ok := netip.AddrFromSlice(a.Value); ok {
+				r.gateway = g.Unmap()
 			}
 		}
 	}
-	return r, ad.Err()
+	return r, err
 }
 
 // Gateways implements Kernel.
 func (k *NetlinkKernel) Gateways() (map[int]netip.Addr, error) {
-	msgs, err := k.exec(unix.RTM_GETROUTE, netlink.Dump, rtmsg(0, 0, 0, 0))
+	req := request(unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(0, 0, 0, 0))
+	msgs, err := k.exec(unix.NETLINK_ROUTE, req, unix.RTM_NEWROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("reading routes: %w", err)
 	}
+	return gateways(msgs), nil
+}
+
+// gateways picks, per interface, the gateway of the main table's default
+// route with the lowest metric out of a route dump.
+func gateways(msgs [][]byte) map[int]netip.Addr {
 	gw := map[int]netip.Addr{}
 	best := map[int]int{}
 	for _, m := range msgs {
-		r, err := decodeRoute(m.Data)
+		r, err := decodeRoute(m)
 		if err != nil || r.dstLen != 0 || r.table != unix.RT_TABLE_MAIN || r.typ != unix.RTN_UNICAST ||
 			!r.gateway.IsValid() || r.oif == 0 {
 			continue
@@ -174,108 +256,97 @@ func (k *NetlinkKernel) Gateways() (map[int]netip.Addr, error) {
 			best[r.oif], gw[r.oif] = r.metric, r.gateway
 		}
 	}
-	return gw, nil
+	return gw
+}
+
+// routeRequest makes r the default route of its table, or deletes that
+// route when r is empty.
+func routeRequest(r Route) *nl.NetlinkRequest {
+	if r.Empty() {
+		b := appendU32(rtmsg(r.Table, 0, unix.RT_SCOPE_NOWHERE, 0), unix.RTA_TABLE, uint32(r.Table))
+		return request(unix.RTM_DELROUTE, unix.NLM_F_ACK, b)
+	}
+	typ := uint8(unix.RTN_UNICAST)
+	if r.Unreachable {
+		typ = unix.RTN_UNREACHABLE
+	}
+	b := appendU32(rtmsg(r.Table, rtprotMeshnode, unix.RT_SCOPE_UNIVERSE, typ), unix.RTA_TABLE, uint32(r.Table))
+	switch {
+	case r.Unreachable:
+	case len(r.Hops) == 1:
+		h := r.Hops[0]
+		b = appendU32(b, unix.RTA_OIF, uint32(h.Ifindex))
+		if h.Gateway.IsValid() {
+			b = appendAttr(b, unix.RTA_GATEWAY, h.Gateway.AsSlice())
+		}
+	default:
+		b = appendAttr(b, unix.RTA_MULTIPATH, multipath(r.Hops))
+	}
+	return request(unix.RTM_NEWROUTE, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE, b)
+}
+
+// multipath encodes RTA_MULTIPATH's value: rtnexthop headers, each
+// followed by its own attributes.
+func multipath(hops []Nexthop) []byte {
+	var b []byte
+	for _, h := range hops {
+		start := len(b)
+		b = append(b, make([]byte, unix.SizeofRtNexthop)...)
+		e := b[start:]
+		e[3] = uint8(max(h.Weight, 1) - 1) // rtnh_hops is weight-1
+		binary.NativeEndian.PutUint32(e[4:], uint32(h.Ifindex))
+		if h.Gateway.IsValid() {
+			b = appendAttr(b, unix.RTA_GATEWAY, h.Gateway.AsSlice())
+		}
+		binary.NativeEndian.PutUint16(b[start:], uint16(len(b)-start)) // rtnh_len
+	}
+	return b
 }
 
 // SetRoute implements Kernel.
 func (k *NetlinkKernel) SetRoute(r Route) error {
-	ae := netlink.NewAttributeEncoder()
-	ae.Uint32(unix.RTA_TABLE, uint32(r.Table))
-	if r.Empty() {
-		_, err := k.exec(unix.RTM_DELROUTE, netlink.Acknowledge, append(rtmsg(r.Table, 0, unix.RT_SCOPE_NOWHERE, 0), mustEncode(ae)...))
-		if errors.Is(err, unix.ESRCH) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("deleting the default route of table %d: %w", r.Table, err)
-		}
-		return nil
-	}
-	typ := uint8(unix.RTN_UNICAST)
+	_, err := k.exec(unix.NETLINK_ROUTE, routeRequest(r), 0)
 	switch {
-	case r.Unreachable:
-		typ = unix.RTN_UNREACHABLE
-	case len(r.Hops) == 1:
-		h := r.Hops[0]
-		ae.Uint32(unix.RTA_OIF, uint32(h.Ifindex))
-		if h.Gateway.IsValid() {
-			ae.Bytes(unix.RTA_GATEWAY, h.Gateway.AsSlice())
-		}
+	case err == nil:
+	case r.Empty() && errors.Is(err, unix.ESRCH):
+		// Already gone.
+	case r.Empty():
+		return fmt.Errorf("deleting the default route of table %d: %w", r.Table, err)
 	default:
-		ae.Bytes(unix.RTA_MULTIPATH, multipath(r.Hops))
-	}
-	body := append(rtmsg(r.Table, rtprotMeshnode, unix.RT_SCOPE_UNIVERSE, typ), mustEncode(ae)...)
-	if _, err := k.exec(unix.RTM_NEWROUTE, netlink.Acknowledge|netlink.Create|netlink.Replace, body); err != nil {
 		return fmt.Errorf("setting %s: %w", r, err)
 	}
 	return nil
 }
 
-// multipath encodes RTA_MULTIPATH: rtnexthop headers, each followed by
-// its own attributes (not nlattr nesting, so built by hand).
-func multipath(hops []Nexthop) []byte {
-	var b []byte
-	for _, h := range hops {
-		n := unix.SizeofRtNexthop
-		if h.Gateway.IsValid() {
-			n += 8
-		}
-		e := make([]byte, n)
-		binary.NativeEndian.PutUint16(e[0:], uint16(n))
-		w := h.Weight
-		if w < 1 {
-			w = 1
-		}
-		e[3] = uint8(w - 1) // rtnh_hops is weight-1
-		binary.NativeEndian.PutUint32(e[4:], uint32(h.Ifindex))
-		if h.Gateway.IsValid() {
-			binary.NativeEndian.PutUint16(e[8:], 8)
-			binary.NativeEndian.PutUint16(e[10:], unix.RTA_GATEWAY)
-			copy(e[12:], h.Gateway.AsSlice())
-		}
-		b = append(b, e...)
-	}
-	return b
-}
-
-func mustEncode(ae *netlink.AttributeEncoder) []byte {
-	b, err := ae.Encode()
-	if err != nil {
-		// Only fixed-size attributes are encoded here.
-		panic(err)
-	}
-	return b
-}
-
-func ruleMsg(r Rule) []byte {
-	h := make([]byte, 12) // struct fib_rule_hdr
-	h[0] = unix.AF_INET
-	h[7] = unix.FR_ACT_TO_TBL
-	ae := netlink.NewAttributeEncoder()
-	ae.Uint32(unix.FRA_PRIORITY, uint32(r.Priority))
-	ae.Uint32(unix.FRA_TABLE, uint32(r.Table))
+// ruleRequest is an ip rule message of type typ (RTM_NEWRULE or
+// RTM_DELRULE) for r.
+func ruleRequest(typ, flags int, r Rule) *nl.NetlinkRequest {
+	b := make([]byte, 12) // struct fib_rule_hdr
+	b[0] = unix.AF_INET
+	b[7] = unix.FR_ACT_TO_TBL
+	b = appendU32(b, unix.FRA_PRIORITY, uint32(r.Priority))
+	b = appendU32(b, unix.FRA_TABLE, uint32(r.Table))
 	if r.Mark != 0 {
-		ae.Uint32(unix.FRA_FWMARK, r.Mark)
-		ae.Uint32(unix.FRA_FWMASK, 0xffffffff)
+		b = appendU32(b, unix.FRA_FWMARK, r.Mark)
+		b = appendU32(b, unix.FRA_FWMASK, 0xffffffff)
 	}
 	if r.SuppressPrefixLen >= 0 {
-		ae.Uint32(unix.FRA_SUPPRESS_PREFIXLEN, uint32(r.SuppressPrefixLen))
+		b = appendU32(b, unix.FRA_SUPPRESS_PREFIXLEN, uint32(r.SuppressPrefixLen))
 	}
 	if r.IPProto != 0 {
-		ae.Uint8(unix.FRA_IP_PROTO, r.IPProto)
+		b = appendAttr(b, unix.FRA_IP_PROTO, []byte{r.IPProto})
 	}
 	if r.Sport != 0 {
-		p := make([]byte, 4)
-		binary.NativeEndian.PutUint16(p[0:], r.Sport)
-		binary.NativeEndian.PutUint16(p[2:], r.Sport)
-		ae.Bytes(unix.FRA_SPORT_RANGE, p)
+		// struct fib_rule_port_range: first and last port, host order.
+		p := binary.NativeEndian.AppendUint16(nil, r.Sport)
+		b = appendAttr(b, unix.FRA_SPORT_RANGE, binary.NativeEndian.AppendUint16(p, r.Sport))
 	}
-	return append(h, mustEncode(ae)...)
+	return request(typ, flags, b)
 }
 
 // AddRule implements Kernel.
 func (k *NetlinkKernel) AddRule(r Rule) error {
-	_, err := k.exec(unix.RTM_NEWRULE, netlink.Acknowledge|netlink.Create|netlink.Excl, ruleMsg(r))
+	_, err := k.exec(unix.NETLINK_ROUTE, ruleRequest(unix.RTM_NEWRULE, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL, r), 0)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("adding ip rule priority %d table %d: %w", r.Priority, r.Table, err)
 	}
@@ -284,7 +355,7 @@ func (k *NetlinkKernel) AddRule(r Rule) error {
 
 // DelRule implements Kernel.
 func (k *NetlinkKernel) DelRule(r Rule) error {
-	_, err := k.exec(unix.RTM_DELRULE, netlink.Acknowledge, ruleMsg(r))
+	_, err := k.exec(unix.NETLINK_ROUTE, ruleRequest(unix.RTM_DELRULE, unix.NLM_F_ACK, r), 0)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("deleting ip rule priority %d table %d: %w", r.Priority, r.Table, err)
 	}
@@ -293,34 +364,42 @@ func (k *NetlinkKernel) DelRule(r Rule) error {
 
 // Events implements Kernel.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: k.netns,
-		Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_ROUTE})
+	s, err := nl.SubscribeAt(nsHandle(k.netns), netns.None(), unix.NETLINK_ROUTE,
+		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to link events: %w", err)
 	}
 	ch := make(chan Event, 64)
 	go func() {
 		<-ctx.Done()
-		c.Close()
+		s.Close()
 	}()
 	go func() {
 		defer close(ch)
 		for {
-			msgs, err := c.Receive()
+			msgs, from, err := s.Receive()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				// ENOBUFS: the socket overflowed and events were dropped,
+				// so the state must be read again. Any other error ends
+				// the subscription; the state is read again all the same.
+				select {
+				case ch <- Event{Kind: EventsLost}:
+				case <-ctx.Done():
+					return
+				}
 				if errors.Is(err, unix.ENOBUFS) {
-					// Events were dropped: the state must be read again.
-					ch <- Event{Kind: EventsLost}
 					continue
 				}
-				ch <- Event{Kind: EventsLost}
 				return
 			}
+			if from.Pid != nl.PidKernel {
+				continue
+			}
 			for _, m := range msgs {
-				if ev, ok := toEvent(m); ok {
+				if ev, ok := toEvent(m.Header.Type, m.Data); ok {
 					select {
 					case ch <- ev:
 					case <-ctx.Done():
@@ -335,19 +414,19 @@ func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
 
 // toEvent reduces a netlink message to an Event, deciding in one place
 // what failover ignores.
-func toEvent(m netlink.Message) (Event, bool) {
-	switch m.Header.Type {
+func toEvent(typ uint16, data []byte) (Event, bool) {
+	switch typ {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		l, err := decodeLink(m.Data)
+		l, err := decodeLink(data)
 		if err != nil {
 			return Event{}, false
 		}
-		if m.Header.Type == unix.RTM_DELLINK {
+		if typ == unix.RTM_DELLINK {
 			return Event{Kind: LinkRemoved, Link: l}, true
 		}
 		return Event{Kind: LinkChanged, Link: l}, true
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		r, err := decodeRoute(m.Data)
+		r, err := decodeRoute(data)
 		// Only netifd's default routes matter (gateway learning); ours
 		// live in other tables.
 		if err != nil || r.dstLen != 0 || r.table != unix.RT_TABLE_MAIN {

@@ -3,6 +3,7 @@ package wan
 import (
 	"net/netip"
 	"slices"
+	"sort"
 
 	"github.com/meshnode/meshnode/agent/config"
 )
@@ -137,12 +138,14 @@ func plan(fo config.Failover, vs []view) Plan {
 	return p
 }
 
+// sortHops uses sort.Slice: a slices.SortFunc per struct type costs
+// ~13 KB of generic sort code on MIPS.
 func sortHops(h []Nexthop) {
-	slices.SortFunc(h, func(a, b Nexthop) int {
-		if a.Ifindex != b.Ifindex {
-			return a.Ifindex - b.Ifindex
+	sort.Slice(h, func(i, j int) bool {
+		if h[i].Ifindex != h[j].Ifindex {
+			return h[i].Ifindex < h[j].Ifindex
 		}
-		return a.Gateway.Compare(b.Gateway)
+		return h[i].Gateway.Less(h[j].Gateway)
 	})
 }
 

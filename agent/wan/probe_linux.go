@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,12 +84,9 @@ func (p *icmpProber) read() {
 			continue
 		}
 		at := time.Now()
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		e, ok := m.Body.(*icmp.Echo)
-		if !ok || e.ID != int(p.id) || !bytes.HasPrefix(e.Data, p.token[:]) {
+		// The socket hands over ICMP without the IP header.
+		id, seq, data, ok := parseEchoReply(buf[:n])
+		if !ok || id != p.id || !bytes.HasPrefix(data, p.token[:]) {
 			continue
 		}
 		ip, _ := from.(*net.IPAddr)
@@ -100,7 +95,7 @@ func (p *icmpProber) read() {
 		}
 		src, _ := netip.AddrFromSlice(ip.IP)
 		p.mu.Lock()
-		w, ok := p.wait[uint16(e.Seq)]
+		w, ok := p.wait[seq]
 		p.mu.Unlock()
 		if ok && w.from == src.Unmap() {
 			select {
@@ -126,11 +121,7 @@ func (p *icmpProber) Probe(ctx context.Context, target string) (time.Duration, e
 		delete(p.wait, seq)
 		p.mu.Unlock()
 	}()
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(p.id), Seq: int(seq), Data: p.token[:]}}
-	b, err := msg.Marshal(nil)
-	if err != nil {
-		return 0, err
-	}
+	b := icmpEcho(icmpEchoRequest, p.id, seq, p.token[:])
 	start := time.Now()
 	if _, err := p.conn.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 		return 0, err
