@@ -4,8 +4,6 @@ go 1.26.0
 
 require (
 	github.com/ProtonMail/go-crypto v1.5.2
-	github.com/florianl/go-tc v0.4.5-0.20240822175159-7926c32f7299
-	github.com/mdlayher/netlink v1.11.2
 	github.com/slackhq/nebula v1.11.0
 	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07
 	github.com/vishvananda/netlink v1.3.1
@@ -29,10 +27,8 @@ require (
 	github.com/flynn/noise v1.1.0 // indirect
 	github.com/gaissmai/bart v0.28.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/gopacket v1.1.19 // indirect
-	github.com/josharian/native v1.1.0 // indirect
-	github.com/mdlayher/socket v0.6.0 // indirect
+	github.com/kr/text v0.2.0 // indirect
 	github.com/miekg/dns v1.1.72 // indirect
 	github.com/miekg/pkcs11 v1.1.2 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect

@@ -1,7 +1,9 @@
 // Package shape enforces the share of a member's home connection donated
-// to the mesh: HTB over rtnetlink (go-tc) on the WAN's egress for upload,
-// and on an IFB fed from the WAN's ingress (ingress qdisc, u32 match-all,
-// mirred redirect) for download — a queue, never a policer.
+// to the mesh: HTB over rtnetlink on the WAN's egress for upload, and on an
+// IFB fed from the WAN's ingress (ingress qdisc, u32 match-all, mirred
+// redirect) for download — a queue, never a policer. tcmsg.go encodes and
+// decodes the few tc messages this takes; Nebula's netlink library, linked
+// in anyway, carries them.
 //
 // It is a reconcile loop like the rest of the agent: ParseConfig turns UCI
 // into a Config, Apply validates it against the system (device exists,

@@ -4,7 +4,6 @@ package shape
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,87 +11,82 @@ import (
 	"strings"
 	"time"
 
-	"github.com/florianl/go-tc"
-	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // NetlinkKernel is the Kernel of a network namespace, over rtnetlink:
-// go-tc for traffic control, plain netlink messages for links.
+// vishvananda/netlink's nl package (linked in by Nebula already) carries
+// the messages that tcmsg.go encodes and decodes.
 type NetlinkKernel struct {
-	netns int
-	tc    *tc.Tc
-	rt    *netlink.Conn
+	netns   int
+	sockets map[int]*nl.SocketHandle // what nl.NetlinkRequest wants for a socket of our own
 }
 
-// OpenKernel opens rtnetlink sockets in the network namespace whose file
+// nsHandle maps the netns file descriptor (0: ours) to nl's notation.
+func nsHandle(fd int) netns.NsHandle {
+	if fd == 0 {
+		return netns.None()
+	}
+	return netns.NsHandle(fd)
+}
+
+// OpenKernel opens an rtnetlink socket in the network namespace whose file
 // descriptor is netns (0: the caller's namespace).
 func OpenKernel(netns int) (*NetlinkKernel, error) {
-	t, err := tc.Open(&tc.Config{NetNS: netns})
+	s, err := nl.GetNetlinkSocketAt(nsHandle(netns), nsHandle(0), unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink for tc: %w", err)
-	}
-	// Extended acks turn EINVAL into the kernel's own explanation.
-	_ = t.SetOption(netlink.ExtendedAcknowledge, true)
-	rt, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: netns})
-	if err != nil {
-		t.Close()
 		return nil, fmt.Errorf("open rtnetlink: %w", err)
 	}
-	_ = rt.SetOption(netlink.ExtendedAcknowledge, true)
-	return &NetlinkKernel{netns: netns, tc: t, rt: rt}, nil
+	// Extended acks turn EINVAL into the kernel's own explanation, which
+	// Execute appends to the errno.
+	_ = s.SetExtAck(true)
+	// A lost reply must not hold the reconcile loop (and its lock) forever.
+	timeout := unix.Timeval{Sec: 10}
+	_ = s.SetSendTimeout(&timeout)
+	_ = s.SetReceiveTimeout(&timeout)
+	return &NetlinkKernel{netns: netns, sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
 }
 
-// Close closes the sockets.
+// Close closes the socket.
 func (k *NetlinkKernel) Close() error {
-	return errors.Join(k.tc.Close(), k.rt.Close())
+	k.sockets[unix.NETLINK_ROUTE].Close()
+	return nil
 }
 
-func ifinfomsg(index int32, flags, change uint32) []byte {
-	b := make([]byte, unix.SizeofIfInfomsg)
-	b[0] = unix.AF_UNSPEC
-	binary.NativeEndian.PutUint32(b[4:], uint32(index))
-	binary.NativeEndian.PutUint32(b[8:], flags)
-	binary.NativeEndian.PutUint32(b[12:], change)
-	return b
+// request sends one message and returns the bodies of the replies of
+// type reply (0: none expected beyond the acknowledgement).
+func (k *NetlinkKernel) request(typ uint16, flags int, body []byte, reply uint16) ([][]byte, error) {
+	req := nl.NewNetlinkRequest(int(typ), flags)
+	req.Sockets = k.sockets
+	req.AddRawData(body)
+	return req.Execute(unix.NETLINK_ROUTE, reply)
 }
 
-// decodeLink decodes an RTM_NEWLINK body.
-func decodeLink(data []byte) (LinkInfo, error) {
-	if len(data) < unix.SizeofIfInfomsg {
-		return LinkInfo{}, errors.New("short ifinfomsg")
-	}
-	li := LinkInfo{
-		Index: binary.NativeEndian.Uint32(data[4:8]),
-		Up:    binary.NativeEndian.Uint32(data[8:12])&unix.IFF_UP != 0,
-	}
-	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return LinkInfo{}, err
-	}
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.IFLA_IFNAME:
-			li.Name = ad.String()
-		case unix.IFLA_MTU:
-			li.MTU = int(ad.Uint32())
+// change sends a request that modifies the kernel and waits for its
+// acknowledgement.
+func (k *NetlinkKernel) change(typ uint16, flags int, body []byte) error {
+	_, err := k.request(typ, flags|unix.NLM_F_ACK, body, 0)
+	return err
+}
+
+// dump reads a table, starting over if it changed while being read.
+func (k *NetlinkKernel) dump(typ uint16, body []byte, reply uint16) ([][]byte, error) {
+	for range 3 {
+		msgs, err := k.request(typ, unix.NLM_F_DUMP, body, reply)
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			return msgs, err
 		}
 	}
-	return li, ad.Err()
+	return nil, nl.ErrDumpInterrupted
 }
 
 // Link implements Kernel.
 func (k *NetlinkKernel) Link(name string) (LinkInfo, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.IFLA_IFNAME, name)
-	attrs, err := ae.Encode()
-	if err != nil {
-		return LinkInfo{}, err
-	}
-	msgs, err := k.rt.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request},
-		Data:   append(ifinfomsg(0, 0, 0), attrs...),
-	})
+	m := newIfinfomsg(0, 0, 0)
+	m.str(iflaIfname, name)
+	msgs, err := k.request(unix.RTM_GETLINK, 0, m.b, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return LinkInfo{}, fmt.Errorf("%s: %w", name, ErrNoDevice)
 	}
@@ -102,7 +96,7 @@ func (k *NetlinkKernel) Link(name string) (LinkInfo, error) {
 	if len(msgs) != 1 {
 		return LinkInfo{}, fmt.Errorf("look up %s: %d replies", name, len(msgs))
 	}
-	return decodeLink(msgs[0].Data)
+	return decodeLink(msgs[0])
 }
 
 // LinkSpeed implements Kernel. sysfs shows the namespace it was mounted
@@ -124,21 +118,12 @@ func (k *NetlinkKernel) LinkSpeed(name string) int64 {
 
 // AddIFB implements Kernel.
 func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.IFLA_IFNAME, name)
-	ae.Nested(unix.IFLA_LINKINFO, func(nae *netlink.AttributeEncoder) error {
-		nae.String(unix.IFLA_INFO_KIND, "ifb")
-		return nil
-	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return LinkInfo{}, err
-	}
-	_, err = k.rt.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_NEWLINK,
-			Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
-		Data: append(ifinfomsg(0, 0, 0), attrs...),
-	})
+	m := newIfinfomsg(0, 0, 0)
+	m.str(iflaIfname, name)
+	n := m.nest(iflaLinkinfo)
+	m.str(iflaInfoKind, "ifb")
+	m.end(n)
+	err := k.change(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m.b)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return LinkInfo{}, fmt.Errorf("create ifb %s: %w", name, err)
 	}
@@ -147,11 +132,7 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 		return LinkInfo{}, err
 	}
 	if !li.Up {
-		_, err = k.rt.Execute(netlink.Message{
-			Header: netlink.Header{Type: unix.RTM_NEWLINK, Flags: netlink.Request | netlink.Acknowledge},
-			Data:   ifinfomsg(int32(li.Index), unix.IFF_UP, unix.IFF_UP),
-		})
-		if err != nil {
+		if err := k.change(unix.RTM_NEWLINK, 0, newIfinfomsg(li.Index, unix.IFF_UP, unix.IFF_UP).b); err != nil {
 			return LinkInfo{}, fmt.Errorf("set ifb %s up: %w", name, err)
 		}
 		li.Up = true
@@ -161,106 +142,136 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 
 // DeleteLink implements Kernel.
 func (k *NetlinkKernel) DeleteLink(index uint32) error {
-	_, err := k.rt.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_DELLINK, Flags: netlink.Request | netlink.Acknowledge},
-		Data:   ifinfomsg(int32(index), 0, 0),
-	})
-	return err
+	return k.change(unix.RTM_DELLINK, 0, newIfinfomsg(index, 0, 0).b)
 }
 
 // Qdiscs implements Kernel.
-func (k *NetlinkKernel) Qdiscs(ifindex uint32) ([]tc.Object, error) {
-	all, err := k.tc.Qdisc().Get()
+func (k *NetlinkKernel) Qdiscs(ifindex uint32) ([]Qdisc, error) {
+	msgs, err := k.dump(unix.RTM_GETQDISC, newTcmsg(ifindex, 0, 0, 0).b, unix.RTM_NEWQDISC)
 	if err != nil {
 		return nil, err
 	}
-	var out []tc.Object
-	for _, q := range all {
-		if q.Ifindex == ifindex {
-			out = append(out, q)
+	var out []Qdisc
+	for _, b := range msgs {
+		// The kernel dumps every device's qdiscs; only ours are decoded.
+		if len(b) >= sizeTcmsg && u32at(b, 4) != ifindex {
+			continue
 		}
+		q, err := decodeQdisc(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
 	}
 	return out, nil
 }
 
 // Classes implements Kernel.
-func (k *NetlinkKernel) Classes(ifindex uint32) ([]tc.Object, error) {
-	return k.tc.Class().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: ifindex})
+func (k *NetlinkKernel) Classes(ifindex uint32) ([]TCClass, error) {
+	msgs, err := k.dump(unix.RTM_GETTCLASS, newTcmsg(ifindex, 0, 0, 0).b, unix.RTM_NEWTCLASS)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TCClass, 0, len(msgs))
+	for _, b := range msgs {
+		c, err := decodeClass(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // Filters implements Kernel.
-func (k *NetlinkKernel) Filters(ifindex, parent uint32) ([]tc.Object, error) {
-	return k.tc.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: ifindex, Parent: parent})
+func (k *NetlinkKernel) Filters(ifindex, parent uint32) ([]Filter, error) {
+	msgs, err := k.dump(unix.RTM_GETTFILTER, newTcmsg(ifindex, 0, parent, 0).b, unix.RTM_NEWTFILTER)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Filter, 0, len(msgs))
+	for _, b := range msgs {
+		f, err := decodeFilter(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // ReplaceQdisc implements Kernel.
-func (k *NetlinkKernel) ReplaceQdisc(o *tc.Object) error { return k.tc.Qdisc().Replace(o) }
+func (k *NetlinkKernel) ReplaceQdisc(q *Qdisc) error {
+	return k.change(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, encodeQdisc(q))
+}
 
 // DeleteQdisc implements Kernel.
-func (k *NetlinkKernel) DeleteQdisc(o *tc.Object) error { return k.tc.Qdisc().Delete(o) }
+func (k *NetlinkKernel) DeleteQdisc(q *Qdisc) error {
+	return k.change(unix.RTM_DELQDISC, 0, encodeDelete(q.Ifindex, q.Handle, q.Parent, 0, q.Kind))
+}
 
 // ReplaceClass implements Kernel.
-func (k *NetlinkKernel) ReplaceClass(o *tc.Object) error { return k.tc.Class().Replace(o) }
+func (k *NetlinkKernel) ReplaceClass(c *TCClass) error {
+	return k.change(unix.RTM_NEWTCLASS, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, encodeClass(c))
+}
 
 // DeleteClass implements Kernel.
-func (k *NetlinkKernel) DeleteClass(o *tc.Object) error { return k.tc.Class().Delete(o) }
+func (k *NetlinkKernel) DeleteClass(c *TCClass) error {
+	return k.change(unix.RTM_DELTCLASS, 0, encodeDelete(c.Ifindex, c.Handle, c.Parent, 0, c.Kind))
+}
 
 // AddFilter implements Kernel.
-func (k *NetlinkKernel) AddFilter(o *tc.Object) error { return k.tc.Filter().Add(o) }
+func (k *NetlinkKernel) AddFilter(f *Filter) error {
+	return k.change(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, encodeFilter(f))
+}
 
-// DeleteFilter implements Kernel.
-func (k *NetlinkKernel) DeleteFilter(o *tc.Object) error {
-	d := tc.Object{Msg: o.Msg, Attribute: tc.Attribute{Kind: o.Kind}}
-	d.Handle = 0
-	return k.tc.Filter().Delete(&d)
+// DeleteFilter implements Kernel: handle 0 removes the whole priority.
+func (k *NetlinkKernel) DeleteFilter(f *Filter) error {
+	return k.change(unix.RTM_DELTFILTER, 0, encodeDelete(f.Ifindex, 0, f.Parent, filterInfo(f), f.Kind))
 }
 
 // Events implements Kernel: one socket joined to the link and tc groups.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: k.netns})
+	s, err := nl.SubscribeAt(nsHandle(k.netns), nsHandle(0), unix.NETLINK_ROUTE, unix.RTNLGRP_LINK, unix.RTNLGRP_TC)
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink events: %w", err)
-	}
-	for _, g := range []uint32{unix.RTNLGRP_LINK, unix.RTNLGRP_TC} {
-		if err := c.JoinGroup(g); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("join rtnetlink group %d: %w", g, err)
-		}
 	}
 	ch := make(chan Event, 64)
 	go func() {
 		<-ctx.Done()
-		// Unblocks Receive below.
-		_ = c.SetReadDeadline(time.Unix(1, 0))
+		s.Close() // unblocks Receive below
 	}()
 	go func() {
 		defer close(ch)
-		defer c.Close()
-		for ctx.Err() == nil {
-			msgs, err := c.Receive()
+		send := func(ev Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			msgs, _, err := s.Receive()
+			if ctx.Err() != nil {
+				return
+			}
 			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
 				// ENOBUFS: the kernel dropped events; the caller resyncs.
-				select {
-				case ch <- Event{Kind: EventsLost}:
-				case <-ctx.Done():
+				if !send(Event{Kind: EventsLost}) {
 					return
 				}
 				if !errors.Is(err, unix.ENOBUFS) {
-					time.Sleep(time.Second) // a broken socket must not spin
+					select { // a broken socket must not spin
+					case <-time.After(time.Second):
+					case <-ctx.Done():
+						return
+					}
 				}
 				continue
 			}
 			for _, m := range msgs {
-				ev, ok := decodeEvent(m)
-				if !ok {
-					continue
-				}
-				select {
-				case ch <- ev:
-				case <-ctx.Done():
+				if ev, ok := decodeEvent(m.Header.Type, m.Data); ok && !send(ev) {
 					return
 				}
 			}
@@ -271,23 +282,23 @@ func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
 
 // decodeEvent turns a multicast message into an Event; ok is false for
 // messages the shaper ignores (new qdiscs, classes, filters, addresses).
-func decodeEvent(m netlink.Message) (Event, bool) {
-	switch m.Header.Type {
+func decodeEvent(typ uint16, data []byte) (Event, bool) {
+	switch typ {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		li, err := decodeLink(m.Data)
+		li, err := decodeLink(data)
 		if err != nil {
 			return Event{}, false
 		}
 		kind := LinkChanged
-		if m.Header.Type == unix.RTM_DELLINK {
+		if typ == unix.RTM_DELLINK {
 			kind = LinkRemoved
 		}
 		return Event{Kind: kind, Ifindex: li.Index, Name: li.Name}, true
 	case unix.RTM_DELQDISC:
-		if len(m.Data) < 20 {
+		if len(data) < sizeTcmsg {
 			return Event{}, false
 		}
-		return Event{Kind: QdiscDeleted, Ifindex: binary.NativeEndian.Uint32(m.Data[4:8])}, true
+		return Event{Kind: QdiscDeleted, Ifindex: u32at(data, 4)}, true
 	}
 	return Event{}, false
 }

@@ -1,12 +1,6 @@
 package shape
 
-import (
-	"encoding/binary"
-	"time"
-
-	"github.com/florianl/go-tc"
-	"github.com/florianl/go-tc/core"
-)
+import "time"
 
 // Handles. The root qdisc is 1:, the interface class 1:1, the three
 // classes 1:10, 1:20, 1:30 with leaf qdiscs 10:, 20:, 30:.
@@ -30,11 +24,11 @@ const (
 	ethPIPv6 = 0x86dd
 )
 
-func classID(i int) uint32 { return core.BuildHandle(rootMajor, uint32(i+1)*0x10) }
-func leafHandle(i int) uint32 {
-	return core.BuildHandle(uint32(i+1)*0x10, 0)
-}
-func rootClassID() uint32 { return core.BuildHandle(rootMajor, 1) }
+func handle(major, minor uint32) uint32 { return major<<16 | minor }
+func classID(i int) uint32              { return handle(rootMajor, uint32(i+1)*0x10) }
+func leafHandle(i int) uint32           { return handle(uint32(i+1)*0x10, 0) }
+func rootClassID() uint32               { return handle(rootMajor, 1) }
+func rootHandle() uint32                { return handle(rootMajor, 0) }
 
 // HTBParams are the HTB numbers for one class, derived from its rate.
 type HTBParams struct {
@@ -68,33 +62,21 @@ func ticks(bytes uint32, bps uint64) uint32 {
 	return uint32(min(uint64(bytes)*uint64(time.Second)/bps/tickNS, 1<<32-1))
 }
 
-func rateSpec(bps uint64, l *Link) (tc.RateSpec, *uint64) {
-	rs := tc.RateSpec{Linklayer: 1, Overhead: uint16(l.Overhead), Mpu: uint16(l.MPU)} // TC_LINKLAYER_ETHERNET
+func rateSpec(bps uint64, l *Link) RateSpec {
+	rs := RateSpec{Rate: bps, Linklayer: 1, Overhead: uint16(l.Overhead), MPU: uint16(l.MPU)} // TC_LINKLAYER_ETHERNET
 	if l.ATM {
 		rs.Linklayer = 2 // TC_LINKLAYER_ATM
 	}
-	if bps >= 1<<32 {
-		// Above 34 Gbit/s the 32-bit field saturates and TCA_HTB_RATE64 carries the rate.
-		rs.Rate = ^uint32(0)
-		v := bps
-		return rs, &v
-	}
-	rs.Rate = uint32(bps)
-	return rs, nil
+	return rs
 }
 
-func htbClass(ifindex, parent, handle uint32, rateKbit, ceilKbit int64, prio uint32, l *Link, mtu int) tc.Object {
+func htbClass(ifindex, parent, handle uint32, rateKbit, ceilKbit int64, prio uint32, l *Link, mtu int) TCClass {
 	p := ComputeHTB(rateKbit, ceilKbit, l, mtu)
-	rate, rate64 := rateSpec(p.RateBps, l)
-	ceil, ceil64 := rateSpec(p.CeilBps, l)
-	return tc.Object{
-		Msg: tc.Msg{Family: 0, Ifindex: ifindex, Handle: handle, Parent: parent},
-		Attribute: tc.Attribute{Kind: "htb", Htb: &tc.Htb{
-			Parms: &tc.HtbOpt{Rate: rate, Ceil: ceil, Buffer: ticks(p.Burst, p.RateBps),
-				Cbuffer: ticks(p.Cburst, p.CeilBps), Quantum: p.Quantum, Prio: prio},
-			Rate64: rate64, Ceil64: ceil64,
-		}},
-	}
+	return TCClass{Ifindex: ifindex, Handle: handle, Parent: parent, Kind: "htb", HTB: HTBClass{
+		Rate: rateSpec(p.RateBps, l), Ceil: rateSpec(p.CeilBps, l),
+		Buffer: ticks(p.Burst, p.RateBps), Cbuffer: ticks(p.Cburst, p.CeilBps),
+		Quantum: p.Quantum, Prio: prio,
+	}}
 }
 
 // tree is the desired HTB tree on one device's egress.
@@ -104,9 +86,9 @@ type tree struct {
 	Ifindex   uint32
 	Limit     int64 // kbit/s
 	MTU       int
-	Root      tc.Object
-	Classes   []tc.Object // 1:1, then the three leaves' classes
-	Filters   []tc.Object
+	Root      Qdisc
+	Classes   []TCClass // 1:1, then the three leaves' classes
+	Filters   []Filter
 	LeafCeil  [3]uint64 // bytes/s, to size FIFO leaves
 }
 
@@ -118,13 +100,9 @@ func buildTree(l *Link, download bool, dev string, ifindex uint32, limit int64, 
 	if download {
 		t.Direction = "download"
 	}
-	t.Root = tc.Object{
-		Msg: tc.Msg{Ifindex: ifindex, Handle: core.BuildHandle(rootMajor, 0), Parent: tc.HandleRoot},
-		Attribute: tc.Attribute{Kind: "htb", Htb: &tc.Htb{Init: &tc.HtbGlob{
-			Version: 3, Rate2Quantum: 10, Defcls: 0x30, // unclassified traffic is bulk
-		}}},
-	}
-	t.Classes = append(t.Classes, htbClass(ifindex, tc.HandleRoot, rootClassID(), limit, limit, 0, l, mtu))
+	// Unclassified traffic is bulk.
+	t.Root = Qdisc{Ifindex: ifindex, Handle: rootHandle(), Parent: tcHRoot, Kind: "htb", Defcls: 0x30}
+	t.Classes = append(t.Classes, htbClass(ifindex, tcHRoot, rootClassID(), limit, limit, 0, l, mtu))
 	for i, c := range l.Classes {
 		rate, ceil := c.Rate.Of(limit), c.Ceil.Of(limit)
 		t.Classes = append(t.Classes, htbClass(ifindex, rootClassID(), classID(i), rate, ceil, uint32(i), l, mtu))
@@ -137,26 +115,12 @@ func buildTree(l *Link, download bool, dev string, ifindex uint32, limit int64, 
 // match is one u32 filter: keys that must all hold, optionally a mark.
 type match struct {
 	proto uint16 // EtherType
-	keys  []tc.U32Key
-	mark  *tc.U32Mark
+	keys  []U32Key
+	mark  U32Mark
 }
 
-// be32 and be16 give the native-order integer whose memory holds v in
-// network order, as the kernel wants u32 keys and filter protocols.
-func be32(v uint32) uint32 {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], v)
-	return binary.NativeEndian.Uint32(b[:])
-}
-
-func be16(v uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], v)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
-func key(off int32, val, mask uint32) tc.U32Key {
-	return tc.U32Key{Off: uint32(off), Val: be32(val & mask), Mask: be32(mask)}
+func key(off int32, val, mask uint32) U32Key {
+	return U32Key{Off: off, Val: val & mask, Mask: mask}
 }
 
 // Header offsets. IPv4 matches on the transport header require IHL 5
@@ -164,18 +128,18 @@ func key(off int32, val, mask uint32) tc.U32Key {
 // assume no extension headers. Packets that are neither fall to bulk.
 var (
 	v4IHL5   = key(0, 0x05000000, 0x0f000000)
-	v4Proto  = func(p Proto) tc.U32Key { return key(8, uint32(p)<<16, 0x00ff0000) }
-	v6Next   = func(p Proto) tc.U32Key { return key(4, uint32(p)<<8, 0x0000ff00) }
-	v4DSCP   = func(d uint8) tc.U32Key { return key(0, uint32(d)<<18, 0x00fc0000) }
-	v6DSCP   = func(d uint8) tc.U32Key { return key(0, uint32(d)<<22, 0x0fc00000) }
+	v4Proto  = func(p Proto) U32Key { return key(8, uint32(p)<<16, 0x00ff0000) }
+	v6Next   = func(p Proto) U32Key { return key(4, uint32(p)<<8, 0x0000ff00) }
+	v4DSCP   = func(d uint8) U32Key { return key(0, uint32(d)<<18, 0x00fc0000) }
+	v6DSCP   = func(d uint8) U32Key { return key(0, uint32(d)<<22, 0x0fc00000) }
 	l4Offset = map[uint16]int32{ethPIP: 20, ethPIPv6: 40}
 )
 
-func protoKey(fam uint16, p Proto) []tc.U32Key {
+func protoKey(fam uint16, p Proto) []U32Key {
 	if fam == ethPIP {
-		return []tc.U32Key{v4IHL5, v4Proto(p)}
+		return []U32Key{v4IHL5, v4Proto(p)}
 	}
-	return []tc.U32Key{v6Next(p)}
+	return []U32Key{v6Next(p)}
 }
 
 // portMatches expands a port spec for one family: per protocol, per
@@ -206,8 +170,8 @@ var nebulaTypes = []uint32{0, 3, 4}
 // classFilters returns every classifying filter. Priorities: class i,
 // family f (IPv4, IPv6, any) gets pref i*3+f+1, so emergency is tested
 // first and a difference can be repaired one priority at a time.
-func classFilters(l *Link, download bool, ifindex uint32) []tc.Object {
-	var out []tc.Object
+func classFilters(l *Link, download bool, ifindex uint32) []Filter {
+	var out []Filter
 	for i, c := range l.Classes {
 		for f, fam := range []uint16{ethPIP, ethPIPv6} {
 			var ms []match
@@ -216,7 +180,7 @@ func classFilters(l *Link, download bool, ifindex uint32) []tc.Object {
 				dscp = v6DSCP
 			}
 			for _, d := range c.DSCP {
-				ms = append(ms, match{proto: fam, keys: []tc.U32Key{dscp(d)}})
+				ms = append(ms, match{proto: fam, keys: []U32Key{dscp(d)}})
 			}
 			for _, p := range c.Ports {
 				// Both ends: our query to port 53 and the answer from it.
@@ -235,80 +199,60 @@ func classFilters(l *Link, download bool, ifindex uint32) []tc.Object {
 				for _, pm := range portMatches(fam, np, !download) {
 					for _, t := range nebulaTypes {
 						m := pm
-						m.keys = append(append([]tc.U32Key(nil), pm.keys...), key(l4Offset[fam]+8, t<<24, 0x0f000000))
+						m.keys = append(append([]U32Key(nil), pm.keys...), key(l4Offset[fam]+8, t<<24, 0x0f000000))
 						ms = append(ms, m)
 					}
 				}
 			}
 			for _, m := range ms {
-				out = append(out, u32Filter(ifindex, core.BuildHandle(rootMajor, 0), uint16(i*3+f+1), m, classID(i), nil))
+				out = append(out, u32Filter(ifindex, rootHandle(), uint16(i*3+f+1), m, classID(i), nil))
 			}
 		}
 		if !download {
 			for _, mk := range c.Marks {
-				m := match{proto: ethPAll, keys: []tc.U32Key{key(0, 0, 0)}, mark: &tc.U32Mark{Val: mk.Val, Mask: mk.Mask}}
-				out = append(out, u32Filter(ifindex, core.BuildHandle(rootMajor, 0), uint16(i*3+3), m, classID(i), nil))
+				m := match{proto: ethPAll, keys: []U32Key{key(0, 0, 0)}, mark: U32Mark{Val: mk.Val, Mask: mk.Mask}}
+				out = append(out, u32Filter(ifindex, rootHandle(), uint16(i*3+3), m, classID(i), nil))
 			}
 		}
 	}
 	return out
 }
 
-func u32Filter(ifindex, parent uint32, prio uint16, m match, classid uint32, actions []*tc.Action) tc.Object {
-	keys := append([]tc.U32Key(nil), m.keys...)
-	u := &tc.U32{Sel: &tc.U32Sel{Flags: 1, NKeys: uint8(len(keys)), Keys: keys}, Mark: m.mark} // TC_U32_TERMINAL
-	if classid != 0 {
-		u.ClassID = &classid
-	}
-	if actions != nil {
-		u.Actions = &actions
-	}
-	return tc.Object{
-		Msg:       tc.Msg{Ifindex: ifindex, Parent: parent, Info: uint32(prio)<<16 | uint32(be16(m.proto))},
-		Attribute: tc.Attribute{Kind: "u32", U32: u},
-	}
+func u32Filter(ifindex, parent uint32, prio uint16, m match, classid uint32, actions []Action) Filter {
+	return Filter{Ifindex: ifindex, Parent: parent, Prio: prio, Protocol: m.proto, Kind: "u32",
+		U32: &U32{ClassID: classid, Keys: append([]U32Key(nil), m.keys...), Mark: m.mark, Actions: actions}}
 }
 
 // ingressQdisc and redirectFilter send everything arriving on the WAN
 // through the IFB's egress, where HTB can queue it: shaping a queue
 // instead of policing (facts-performance.md §3: an ingress policer
 // delivers under 30 % of its setting).
-func ingressQdisc(ifindex uint32) tc.Object {
-	return tc.Object{
-		Msg:       tc.Msg{Ifindex: ifindex, Handle: ingressHandle, Parent: tc.HandleIngress},
-		Attribute: tc.Attribute{Kind: "ingress"},
-	}
+func ingressQdisc(ifindex uint32) Qdisc {
+	return Qdisc{Ifindex: ifindex, Handle: ingressHandle, Parent: tcHIngress, Kind: "ingress"}
 }
 
-func redirectFilter(ifindex, ifbIndex uint32) tc.Object {
-	act := &tc.Action{Kind: "mirred", Mirred: &tc.Mirred{Parms: &tc.MirredParam{
-		Action: 4, Eaction: 1, IfIndex: ifbIndex, // TC_ACT_STOLEN, TCA_EGRESS_REDIR
-	}}}
-	m := match{proto: ethPAll, keys: []tc.U32Key{key(0, 0, 0)}}
-	return u32Filter(ifindex, ingressHandle, 1, m, 0, []*tc.Action{act})
+func redirectFilter(ifindex, ifbIndex uint32) Filter {
+	act := Action{Kind: "mirred", Verdict: tcActStolen, Eaction: tcEgressRedir, Ifindex: ifbIndex}
+	m := match{proto: ethPAll, keys: []U32Key{key(0, 0, 0)}}
+	return u32Filter(ifindex, ingressHandle, 1, m, 0, []Action{act})
 }
 
 // leafQdisc returns the leaf of class i with the given kind. FIFOs hold
 // 100 ms at the class ceiling, at least 4 full GSO packets, so TCP can
 // fill the class.
-func leafQdisc(kind string, ifindex uint32, i int, ceilBps uint64) tc.Object {
-	o := tc.Object{
-		Msg:       tc.Msg{Ifindex: ifindex, Handle: leafHandle(i), Parent: classID(i)},
-		Attribute: tc.Attribute{Kind: kind},
-	}
+// cake gets no options here: the codec gives it an unlimited base rate,
+// since HTB above does the rate limiting.
+func leafQdisc(kind string, ifindex uint32, i int, ceilBps uint64) Qdisc {
+	q := Qdisc{Ifindex: ifindex, Handle: leafHandle(i), Parent: classID(i), Kind: kind}
 	switch kind {
 	case "fq_codel":
-		limit := uint32(1001) // sqm-scripts' LIMIT: bounds memory on 64 MB routers
-		o.FqCodel = &tc.FqCodel{Limit: &limit}
-	case "cake":
-		unlimited := uint64(0) // HTB above does the rate limiting
-		o.Cake = &tc.Cake{BaseRate: &unlimited}
+		q.Limit = 1001 // sqm-scripts' LIMIT: bounds memory on 64 MB routers
 	case "sfq":
-		o.Sfq = &tc.Sfq{V0: tc.SfqQopt{PerturbPeriod: 10}}
+		q.Perturb = 10
 	case "pfifo":
-		o.Pfifo = &tc.FifoOpt{Limit: uint32(max(ceilBps/10/1514, 128))}
+		q.Limit = uint32(max(ceilBps/10/1514, 128))
 	case "bfifo":
-		o.Bfifo = &tc.FifoOpt{Limit: uint32(min(max(ceilBps/10, 4*65536), 1<<30))}
+		q.Limit = uint32(min(max(ceilBps/10, 4*65536), 1<<30))
 	}
-	return o
+	return q
 }

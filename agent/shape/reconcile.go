@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,36 +14,29 @@ import (
 // sets, in a form that is equal for the desired object and the kernel's
 // read-back when nothing needs changing.
 
-func rate64(rs tc.RateSpec, r64 *uint64) uint64 {
-	if r64 != nil {
-		return *r64
+func classFP(c TCClass) string {
+	if c.Kind != "htb" {
+		return "kind=" + c.Kind
 	}
-	return uint64(rs.Rate)
-}
-
-func classFP(o tc.Object) string {
-	if o.Kind != "htb" || o.Htb == nil || o.Htb.Parms == nil {
-		return "kind=" + o.Kind
+	p := c.HTB
+	if c.Handle == rootClassID() {
+		// HTB sets quantum and prio of leaf classes only; 1:1 keeps those
+		// it had when created, before it had children.
+		p.Quantum, p.Prio = 0, 0
 	}
-	p := o.Htb.Parms
 	return fmt.Sprintf("parent=%x rate=%d ceil=%d buf=%d cbuf=%d q=%d prio=%d oh=%d/%d mpu=%d/%d ll=%d/%d",
-		o.Parent, rate64(p.Rate, o.Htb.Rate64), rate64(p.Ceil, o.Htb.Ceil64), p.Buffer, p.Cbuffer, p.Quantum, p.Prio,
-		p.Rate.Overhead, p.Ceil.Overhead, p.Rate.Mpu, p.Ceil.Mpu, p.Rate.Linklayer, p.Ceil.Linklayer)
+		c.Parent, p.Rate.Rate, p.Ceil.Rate, p.Buffer, p.Cbuffer, p.Quantum, p.Prio,
+		p.Rate.Overhead, p.Ceil.Overhead, p.Rate.MPU, p.Ceil.MPU, p.Rate.Linklayer, p.Ceil.Linklayer)
 }
 
-func rootOK(o tc.Object) bool {
-	return o.Kind == "htb" && o.Handle == rootHandle() && o.Htb != nil && o.Htb.Init != nil && o.Htb.Init.Defcls == 0x30
+func rootOK(q Qdisc) bool {
+	return q.Kind == "htb" && q.Handle == rootHandle() && q.Defcls == 0x30
 }
 
-func rootHandle() uint32 { return rootMajor << 16 }
-
-func leafFP(o tc.Object) string {
-	s := fmt.Sprintf("%s %x", o.Kind, o.Handle)
-	switch {
-	case o.Kind == "pfifo" && o.Pfifo != nil:
-		s += fmt.Sprintf(" limit=%d", o.Pfifo.Limit)
-	case o.Kind == "bfifo" && o.Bfifo != nil:
-		s += fmt.Sprintf(" limit=%d", o.Bfifo.Limit)
+func leafFP(q Qdisc) string {
+	s := fmt.Sprintf("%s %x", q.Kind, q.Handle)
+	if q.Kind == "pfifo" || q.Kind == "bfifo" {
+		s += fmt.Sprintf(" limit=%d", q.Limit)
 	}
 	return s
 }
@@ -52,43 +44,40 @@ func leafFP(o tc.Object) string {
 // filterFP is "" for objects that are not a filter the shaper could have
 // made (u32 hash-table nodes, other kinds are reported by kind so they
 // count as a difference).
-func filterFP(o tc.Object) string {
-	if o.Kind != "u32" {
-		return "kind=" + o.Kind
+func filterFP(f Filter) string {
+	if f.Kind != "u32" {
+		return "kind=" + f.Kind
 	}
-	u := o.U32
-	if u == nil || u.Sel == nil {
+	u := f.U32
+	if u == nil {
 		return "" // the hash table the kernel adds per priority
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "proto=%04x", o.Info&0xffff)
-	if u.ClassID != nil {
-		fmt.Fprintf(&b, " class=%x", *u.ClassID)
+	fmt.Fprintf(&b, "proto=%04x", f.Protocol)
+	if u.ClassID != 0 {
+		fmt.Fprintf(&b, " class=%x", u.ClassID)
 	}
-	for _, k := range u.Sel.Keys {
+	for _, k := range u.Keys {
 		fmt.Fprintf(&b, " %d:%08x/%08x", k.Off, k.Val, k.Mask)
 	}
-	if u.Mark != nil {
+	if u.Mark != (U32Mark{}) {
 		fmt.Fprintf(&b, " mark=%x/%x", u.Mark.Val, u.Mark.Mask)
 	}
-	if u.Actions != nil {
-		for _, a := range *u.Actions {
-			fmt.Fprintf(&b, " act=%s", a.Kind)
-			if a.Mirred != nil && a.Mirred.Parms != nil {
-				fmt.Fprintf(&b, "/%d/%d/%d", a.Mirred.Parms.Eaction, a.Mirred.Parms.IfIndex, a.Mirred.Parms.Action)
-			}
+	for _, a := range u.Actions {
+		fmt.Fprintf(&b, " act=%s", a.Kind)
+		if a.Kind == "mirred" {
+			fmt.Fprintf(&b, "/%d/%d/%d", a.Eaction, a.Ifindex, a.Verdict)
 		}
 	}
 	return b.String()
 }
 
 // byPrio groups filter fingerprints by priority, sorted within a priority.
-func byPrio(fs []tc.Object) map[uint16][]string {
+func byPrio(fs []Filter) map[uint16][]string {
 	m := map[uint16][]string{}
 	for _, f := range fs {
 		if fp := filterFP(f); fp != "" {
-			p := uint16(f.Info >> 16)
-			m[p] = append(m[p], fp)
+			m[f.Prio] = append(m[f.Prio], fp)
 		}
 	}
 	for _, v := range m {
@@ -99,7 +88,7 @@ func byPrio(fs []tc.Object) map[uint16][]string {
 
 // syncFilters makes the filters under parent equal to want, one priority
 // at a time: a priority that differs is deleted and re-added whole.
-func syncFilters(k Kernel, ifindex, parent uint32, want []tc.Object, fresh bool) (int, error) {
+func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (int, error) {
 	var have map[uint16][]string
 	kinds := map[uint16]string{}
 	if !fresh {
@@ -109,7 +98,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []tc.Object, fresh bool)
 		}
 		have = byPrio(cur)
 		for _, f := range cur {
-			kinds[uint16(f.Info>>16)] = f.Kind
+			kinds[f.Prio] = f.Kind
 		}
 	}
 	wantBy := byPrio(want)
@@ -127,15 +116,14 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []tc.Object, fresh bool)
 		}
 		if _, ok := have[p]; ok {
 			// The kernel wants the kind of what it deletes.
-			del := tc.Object{Msg: tc.Msg{Ifindex: ifindex, Parent: parent, Info: uint32(p) << 16},
-				Attribute: tc.Attribute{Kind: kinds[p]}}
+			del := Filter{Ifindex: ifindex, Parent: parent, Prio: p, Kind: kinds[p]}
 			if err := k.DeleteFilter(&del); err != nil && !errors.Is(err, unix.ENOENT) {
 				return changes, fmt.Errorf("delete filters at pref %d: %w", p, err)
 			}
 			changes++
 		}
 		for i := range want {
-			if uint16(want[i].Info>>16) != p {
+			if want[i].Prio != p {
 				continue
 			}
 			if err := k.AddFilter(&want[i]); err != nil {
@@ -170,7 +158,7 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 	changes := 0
 	fresh := true
 	for _, q := range qs {
-		if q.Parent != tc.HandleRoot {
+		if q.Parent != tcHRoot {
 			continue
 		}
 		if rootOK(q) {
@@ -225,7 +213,7 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 		}
 	}
 	for i := range 3 {
-		var cur *tc.Object
+		var cur *Qdisc
 		for j := range qs {
 			if qs[j].Parent == classID(i) {
 				cur = &qs[j]
@@ -292,7 +280,7 @@ func (s *Shaper) syncIngress(dev LinkInfo, ifb LinkInfo) (int, error) {
 	changes := 0
 	fresh := true
 	for _, q := range qs {
-		if q.Parent == tc.HandleIngress && q.Kind == "ingress" {
+		if q.Parent == tcHIngress && q.Kind == "ingress" {
 			fresh = false
 		}
 	}
@@ -303,7 +291,7 @@ func (s *Shaper) syncIngress(dev LinkInfo, ifb LinkInfo) (int, error) {
 		}
 		changes++
 	}
-	n, err := syncFilters(k, dev.Index, ingressHandle, []tc.Object{redirectFilter(dev.Index, ifb.Index)}, fresh)
+	n, err := syncFilters(k, dev.Index, ingressHandle, []Filter{redirectFilter(dev.Index, ifb.Index)}, fresh)
 	if err != nil {
 		return changes + n, fmt.Errorf("%s: redirect to %s: %w", dev.Name, ifb.Name, err)
 	}
@@ -324,7 +312,7 @@ func (s *Shaper) removeRoot(dev string) error {
 		return err
 	}
 	for _, q := range qs {
-		if q.Parent == tc.HandleRoot && rootOK(q) {
+		if q.Parent == tcHRoot && rootOK(q) {
 			if err := s.k.DeleteQdisc(&q); err != nil && !errors.Is(err, unix.ENOENT) {
 				return fmt.Errorf("%s: delete root qdisc: %w", dev, err)
 			}
@@ -340,7 +328,7 @@ func (s *Shaper) removeIngress(dev, ifb string) error {
 		qs, err := s.k.Qdiscs(li.Index)
 		errs = append(errs, err)
 		for _, q := range qs {
-			if q.Parent == tc.HandleIngress && q.Kind == "ingress" {
+			if q.Parent == tcHIngress && q.Kind == "ingress" {
 				if err := s.k.DeleteQdisc(&q); err != nil && !errors.Is(err, unix.ENOENT) {
 					errs = append(errs, fmt.Errorf("%s: delete ingress qdisc: %w", dev, err))
 				}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,9 +18,9 @@ import (
 type fakeKernel struct {
 	links   map[string]LinkInfo
 	has     map[string]bool
-	qdiscs  []tc.Object
-	classes []tc.Object
-	filters []tc.Object
+	qdiscs  []Qdisc
+	classes []TCClass
+	filters []Filter
 	calls   int
 }
 
@@ -50,16 +49,16 @@ func (f *fakeKernel) DeleteLink(index uint32) error {
 	for n, li := range f.links {
 		if li.Index == index {
 			delete(f.links, n)
-			f.qdiscs = drop(f.qdiscs, func(o tc.Object) bool { return o.Ifindex == index })
-			f.classes = drop(f.classes, func(o tc.Object) bool { return o.Ifindex == index })
-			f.filters = drop(f.filters, func(o tc.Object) bool { return o.Ifindex == index })
+			f.qdiscs = drop(f.qdiscs, func(o Qdisc) bool { return o.Ifindex == index })
+			f.classes = drop(f.classes, func(o TCClass) bool { return o.Ifindex == index })
+			f.filters = drop(f.filters, func(o Filter) bool { return o.Ifindex == index })
 		}
 	}
 	return nil
 }
 
-func drop(s []tc.Object, del func(tc.Object) bool) []tc.Object {
-	var out []tc.Object
+func drop[T any](s []T, del func(T) bool) []T {
+	var out []T
 	for _, o := range s {
 		if !del(o) {
 			out = append(out, o)
@@ -68,63 +67,62 @@ func drop(s []tc.Object, del func(tc.Object) bool) []tc.Object {
 	return out
 }
 
-func on(s []tc.Object, ifindex uint32) []tc.Object {
-	return drop(s, func(o tc.Object) bool { return o.Ifindex != ifindex })
+func (f *fakeKernel) Qdiscs(i uint32) ([]Qdisc, error) {
+	return drop(f.qdiscs, func(o Qdisc) bool { return o.Ifindex != i }), nil
+}
+func (f *fakeKernel) Classes(i uint32) ([]TCClass, error) {
+	return drop(f.classes, func(o TCClass) bool { return o.Ifindex != i }), nil
+}
+func (f *fakeKernel) Filters(i, parent uint32) ([]Filter, error) {
+	return drop(f.filters, func(o Filter) bool { return o.Ifindex != i || o.Parent != parent }), nil
 }
 
-func (f *fakeKernel) Qdiscs(i uint32) ([]tc.Object, error)  { return on(f.qdiscs, i), nil }
-func (f *fakeKernel) Classes(i uint32) ([]tc.Object, error) { return on(f.classes, i), nil }
-func (f *fakeKernel) Filters(i, parent uint32) ([]tc.Object, error) {
-	return drop(on(f.filters, i), func(o tc.Object) bool { return o.Parent != parent }), nil
-}
-
-func (f *fakeKernel) ReplaceQdisc(o *tc.Object) error {
+func (f *fakeKernel) ReplaceQdisc(o *Qdisc) error {
 	f.calls++
 	if !f.has[o.Kind] {
 		return fmt.Errorf("netlink receive: %w", unix.ENOENT)
 	}
-	if o.Parent == tc.HandleRoot {
+	if o.Parent == tcHRoot {
 		// A new root takes the old tree with it.
-		f.qdiscs = drop(f.qdiscs, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Parent != tc.HandleIngress })
-		f.classes = drop(f.classes, func(q tc.Object) bool { return q.Ifindex == o.Ifindex })
-		f.filters = drop(f.filters, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Parent != ingressHandle })
+		f.qdiscs = drop(f.qdiscs, func(q Qdisc) bool { return q.Ifindex == o.Ifindex && q.Parent != tcHIngress })
+		f.classes = drop(f.classes, func(q TCClass) bool { return q.Ifindex == o.Ifindex })
+		f.filters = drop(f.filters, func(q Filter) bool { return q.Ifindex == o.Ifindex && q.Parent != ingressHandle })
 	}
-	f.qdiscs = drop(f.qdiscs, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Parent == o.Parent })
+	f.qdiscs = drop(f.qdiscs, func(q Qdisc) bool { return q.Ifindex == o.Ifindex && q.Parent == o.Parent })
 	f.qdiscs = append(f.qdiscs, *o)
 	return nil
 }
-func (f *fakeKernel) DeleteQdisc(o *tc.Object) error {
+func (f *fakeKernel) DeleteQdisc(o *Qdisc) error {
 	f.calls++
-	f.qdiscs = drop(f.qdiscs, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Handle == o.Handle })
+	f.qdiscs = drop(f.qdiscs, func(q Qdisc) bool { return q.Ifindex == o.Ifindex && q.Handle == o.Handle })
 	// Deleting a root or ingress qdisc takes what hangs below it.
-	under := func(q tc.Object) bool {
-		return q.Ifindex == o.Ifindex && (q.Parent == ingressHandle) == (o.Parent == tc.HandleIngress)
+	if o.Parent == tcHRoot {
+		f.qdiscs = drop(f.qdiscs, func(q Qdisc) bool { return q.Ifindex == o.Ifindex && q.Parent != tcHIngress })
+		f.classes = drop(f.classes, func(q TCClass) bool { return q.Ifindex == o.Ifindex })
 	}
-	if o.Parent == tc.HandleRoot {
-		f.qdiscs = drop(f.qdiscs, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Parent != tc.HandleIngress })
-		f.classes = drop(f.classes, under)
-	}
-	f.filters = drop(f.filters, under)
+	f.filters = drop(f.filters, func(q Filter) bool {
+		return q.Ifindex == o.Ifindex && (q.Parent == ingressHandle) == (o.Parent == tcHIngress)
+	})
 	return nil
 }
-func (f *fakeKernel) ReplaceClass(o *tc.Object) error {
+func (f *fakeKernel) ReplaceClass(o *TCClass) error {
 	f.calls++
 	c := *o
-	c.Stats = &tc.Stats{Bytes: 1000, Packets: 10, Drops: 1}
-	f.classes = drop(f.classes, func(q tc.Object) bool { return q.Ifindex == o.Ifindex && q.Handle == o.Handle })
+	c.Stats = Stats{Bytes: 1000, Packets: 10, Drops: 1}
+	f.classes = drop(f.classes, func(q TCClass) bool { return q.Ifindex == o.Ifindex && q.Handle == o.Handle })
 	f.classes = append(f.classes, c)
 	return nil
 }
-func (f *fakeKernel) DeleteClass(o *tc.Object) error { f.calls++; return nil }
-func (f *fakeKernel) AddFilter(o *tc.Object) error {
+func (f *fakeKernel) DeleteClass(o *TCClass) error { f.calls++; return nil }
+func (f *fakeKernel) AddFilter(o *Filter) error {
 	f.calls++
 	f.filters = append(f.filters, *o)
 	return nil
 }
-func (f *fakeKernel) DeleteFilter(o *tc.Object) error {
+func (f *fakeKernel) DeleteFilter(o *Filter) error {
 	f.calls++
-	f.filters = drop(f.filters, func(q tc.Object) bool {
-		return q.Ifindex == o.Ifindex && q.Parent == o.Parent && q.Info>>16 == o.Info>>16
+	f.filters = drop(f.filters, func(q Filter) bool {
+		return q.Ifindex == o.Ifindex && q.Parent == o.Parent && q.Prio == o.Prio
 	})
 	return nil
 }

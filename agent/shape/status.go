@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/florianl/go-tc"
 )
 
 // Status is the shaper's snapshot for the status API and LuCI.
@@ -81,7 +79,7 @@ func (s *Shaper) Status() Status {
 	return st
 }
 
-func classStatus(l *Link, t tree, cs []tc.Object) []ClassStatus {
+func classStatus(l *Link, t tree, cs []TCClass) []ClassStatus {
 	var out []ClassStatus
 	for i, c := range l.Classes {
 		st := ClassStatus{Name: c.Name, RateKbit: c.Rate.Of(t.Limit), CeilKbit: c.Ceil.Of(t.Limit)}
@@ -89,14 +87,9 @@ func classStatus(l *Link, t tree, cs []tc.Object) []ClassStatus {
 			if o.Handle != classID(i) {
 				continue
 			}
-			// go-tc decodes the nested TCA_STATS2 as a flat struct, which
-			// yields garbage; the legacy TCA_STATS the kernel also sends
-			// is a flat struct and decodes correctly (packets wrap at 2^32).
-			if o.Stats != nil {
-				st.Bytes, st.Packets = o.Stats.Bytes, uint64(o.Stats.Packets)
-				st.Drops, st.Overlimits = uint64(o.Stats.Drops), uint64(o.Stats.Overlimits)
-				st.Backlog, st.Qlen = uint64(o.Stats.Backlog), uint64(o.Stats.Qlen)
-			}
+			st.Bytes, st.Packets = o.Stats.Bytes, o.Stats.Packets
+			st.Drops, st.Overlimits = uint64(o.Stats.Drops), uint64(o.Stats.Overlimits)
+			st.Backlog, st.Qlen = uint64(o.Stats.Backlog), uint64(o.Stats.Qlen)
 		}
 		out = append(out, st)
 	}
