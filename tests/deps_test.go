@@ -14,11 +14,15 @@ import (
 // TestRouterBinariesLeaveOutHeavyDeps guards flash: code that only the
 // operator's laptop needs must not be linked into what routers run. Each
 // entry was measured: OpenPGP (with circl and image/jpeg) cost meshnode
-// about 250 KB; net/http costs lora-bridge about 0.9 MB compressed.
+// about 250 KB; net/http costs lora-bridge about 0.9 MB compressed; on
+// mips_24kc florianl/go-tc cost meshnode ~520 KB, mdlayher/netlink ~260 KB
+// (Nebula already links vishvananda/netlink/nl, which the agent uses),
+// os/exec and x/net/icmp ~40 KB.
 func TestRouterBinariesLeaveOutHeavyDeps(t *testing.T) {
 	forbidden := map[string][]string{
 		"./cmd/meshnode": {"github.com/ProtonMail/go-crypto", "github.com/meshnode/meshnode/feeds/pgp",
-			"github.com/meshnode/meshnode/feeds/verify", "github.com/meshnode/meshnode/ca"},
+			"github.com/meshnode/meshnode/feeds/verify", "github.com/meshnode/meshnode/ca",
+			"github.com/florianl/go-tc", "github.com/mdlayher/netlink", "os/exec", "golang.org/x/net/icmp"},
 		// net/http's client (Transport, bundled HTTP/2) is ~450 KB of meshnode
 		// on MIPS; internal/httpconn does its few requests.
 		"./cmd/lora-bridge": {"net/http", "github.com/slackhq/nebula", "github.com/ProtonMail/go-crypto"},
