@@ -145,36 +145,29 @@ func PushesUpdates(settings map[string]any) bool {
 // firewall gives each role the inbound rules it needs to do its job; the
 // node's own fw4 zone still decides what reaches the router itself.
 func firewall(c *config.Config) m {
-	rule := func(proto, port string, kv ...string) m {
-		r := m{"proto": proto, "port": port}
-		for i := 0; i+1 < len(kv); i += 2 {
-			r[kv[i]] = kv[i+1]
-		}
-		return r
-	}
-	in := []any{rule("icmp", "any", "host", "any")}
+	in := []any{fwRule("icmp", "any", "host", "any")}
 	switch c.Role {
 	case config.RoleHub:
 		in = append(in,
-			rule("udp", fmt.Sprint(c.DNSPort), "host", "any"),
-			rule("tcp", "80", "host", "any")) // the opkg feed, served on the hub
+			fwRule("udp", fmt.Sprint(c.DNSPort), "host", "any"),
+			fwRule("tcp", "80", "host", "any")) // the opkg feed, served on the hub
 	case config.RoleUplink:
 		// Exit traffic is addressed to the internet, not to us: Nebula only
 		// lets it through with a local_cidr covering the destination.
-		in = append(in, rule("any", "any", "host", "any", "local_cidr", "0.0.0.0/0"))
+		in = append(in, fwRule("any", "any", "host", "any", "local_cidr", "0.0.0.0/0"))
 	}
 	if c.MetricsPort != 0 {
-		in = append(in, rule("tcp", fmt.Sprint(c.MetricsPort), "host", "any"))
+		in = append(in, fwRule("tcp", fmt.Sprint(c.MetricsPort), "host", "any"))
 	}
 	if c.LoRa.Overlay {
 		// lora-bridge's API relayed by the agent: only the allowed groups
 		// (the agent checks the caller's certificate again).
 		for _, g := range c.LoRa.Groups {
-			in = append(in, rule("tcp", fmt.Sprint(c.LoRa.Port), "group", g))
+			in = append(in, fwRule("tcp", fmt.Sprint(c.LoRa.Port), "group", g))
 		}
 	}
 	for _, r := range c.Rules {
-		e := rule(r.Proto, r.Port)
+		e := fwRule(r.Proto, r.Port)
 		for k, v := range map[string]string{"host": r.Host, "group": r.Group, "cidr": r.CIDR, "local_cidr": r.LocalCIDR} {
 			if v != "" {
 				e[k] = v
@@ -186,7 +179,7 @@ func firewall(c *config.Config) m {
 		"outbound_action": "drop",
 		"inbound_action":  "drop",
 		"conntrack":       m{"tcp_timeout": "12m", "udp_timeout": "3m", "default_timeout": "10m"},
-		"outbound":        []any{rule("any", "any", "host", "any")},
+		"outbound":        []any{fwRule("any", "any", "host", "any")},
 		"inbound":         in,
 	}
 }
@@ -271,4 +264,16 @@ func diffPaths(prefix string, a, b any, out *[]string) {
 		}
 		diffPaths(p, am[k], bm[k], out)
 	}
+}
+
+// fwRule is one Nebula firewall rule; kv are further key, value pairs.
+// Not inlined: a copy at each of its call sites costs flash on MIPS.
+//
+//go:noinline
+func fwRule(proto, port string, kv ...string) m {
+	r := m{"proto": proto, "port": port}
+	for i := 0; i+1 < len(kv); i += 2 {
+		r[kv[i]] = kv[i+1]
+	}
+	return r
 }

@@ -442,6 +442,10 @@ func (l *Link) NextBoundary(t time.Time) time.Time {
 	return best
 }
 
+// Not inlined: it is called from dozens of error paths, and a copy at
+// each costs flash on MIPS for no speed that matters.
+//
+//go:noinline
 func (l *Link) errorf(option, format string, args ...any) error {
 	return &uci.Error{File: l.file, Line: l.lines[option], Section: l.Section, Option: option,
 		Msg: fmt.Sprintf(format, args...)}

@@ -25,7 +25,7 @@ func TestOutput(t *testing.T) {
 func TestExitStatus(t *testing.T) {
 	out, err := CombinedOutput(context.Background(), "sh", "-c", "echo why; exit 3")
 	var ee *ExitError
-	if !errors.As(err, &ee) || ee.State.ExitCode() != 3 {
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("err = %v, want exit status 3", err)
 	}
 	if string(out) != "why\n" {

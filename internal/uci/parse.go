@@ -78,6 +78,10 @@ type lexer struct {
 	spliceEnd int // offset just past the last backslash-newline
 }
 
+// Not inlined: it is called from dozens of error paths, and a copy at
+// each costs flash on MIPS for no speed that matters.
+//
+//go:noinline
 func (lx *lexer) errorf(line int, format string, args ...any) error {
 	return &Error{File: lx.file, Line: line, Msg: fmt.Sprintf(format, args...)}
 }
@@ -230,9 +234,7 @@ func (f *File) build(stmts []stmt) ([]span, error) {
 			continue
 		}
 		kw, line, args := st.toks[0].val, st.toks[0].line, st.toks[1:]
-		errf := func(format string, a ...any) error {
-			return &Error{File: f.Name, Line: line, Msg: fmt.Sprintf(format, a...)}
-		}
+		errf := func(format string, a ...any) error { return lineError(f.Name, line, format, a...) }
 		switch kw {
 		case "package", "p":
 			switch {
@@ -412,4 +414,11 @@ func afterLastBlank(b []byte) int {
 		return true
 	})
 	return at
+}
+
+// lineError is the error of a statement at line.
+//
+//go:noinline
+func lineError(file string, line int, format string, a ...any) error {
+	return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, a...)}
 }
