@@ -48,7 +48,7 @@ func LoadMaterial(c *config.Config, now time.Time) (Material, CertInfo, error) {
 		return mat, CertInfo{}, err
 	}
 	fail := func(opt, format string, args ...any) (Material, CertInfo, error) {
-		return mat, CertInfo{}, &config.Error{File: c.File, Section: "overlay", Option: opt, Msg: fmt.Sprintf(format, args...)}
+		return mat, CertInfo{}, overlayError(c.File, opt, format, args...)
 	}
 	if mat.Blocklist, err = ReadBlocklist(c.Blocklist); err != nil {
 		return fail("blocklist", "%v", err)
@@ -109,4 +109,13 @@ func ReadBlocklist(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return fps, nil
+}
+
+// overlayError is an error in the overlay section's option opt. Not
+// inlined: it is called from a dozen error paths, and a copy at each
+// costs flash on MIPS.
+//
+//go:noinline
+func overlayError(file, opt, format string, args ...any) error {
+	return &config.Error{File: file, Section: "overlay", Option: opt, Msg: fmt.Sprintf(format, args...)}
 }

@@ -175,6 +175,8 @@ func badValueMsg(v string) string {
 func NewFile(name string) *File { return &File{Name: name} }
 
 // SectionsOfType returns the sections of type typ in file order.
+//
+//go:noinline
 func (f *File) SectionsOfType(typ string) []*Section {
 	var out []*Section
 	for _, s := range f.Sections {
@@ -384,7 +386,11 @@ func autoName(i int, typ string) string {
 // Options returns the section's options and lists in order.
 func (s *Section) Options() []*Option { return slices.Clone(s.opts) }
 
-// Option returns the option or list called name, or nil.
+// Option returns the option or list called name, or nil. Not inlined:
+// every Get and List would carry a copy of the loop, which on MIPS adds
+// up to kilobytes of flash for no speed that matters.
+//
+//go:noinline
 func (s *Section) Option(name string) *Option {
 	for _, o := range s.opts {
 		if o != nil && o.Name == name {
@@ -397,6 +403,8 @@ func (s *Section) Option(name string) *Option {
 // Get returns an option's value. For a list it returns the values joined by
 // single spaces, as `uci get` and config_get in shell scripts do; use List
 // to get them separately.
+//
+//go:noinline
 func (s *Section) Get(name string) (string, bool) {
 	o := s.Option(name)
 	if o == nil || len(o.Values) == 0 {
@@ -407,6 +415,8 @@ func (s *Section) Get(name string) (string, bool) {
 
 // List returns a list's values, a plain option's value as a one-element
 // slice, or nil if there is no such option. The slice is a copy.
+//
+//go:noinline
 func (s *Section) List(name string) []string {
 	if o := s.Option(name); o != nil {
 		return slices.Clone(o.Values)
