@@ -87,14 +87,25 @@ var defaultClasses = [3]Class{
 const DefaultNebulaPort = 4242
 
 // options known in a shape section; anything else is a typo to report.
-var knownOptions = func() []string {
-	o := []string{"enabled", "device", "ifb", "link_speed", "upload", "download", "overhead", "mpu",
-		"linklayer", "burst_ms", "leaf", "schedule", "nebula_port"}
-	for _, c := range classNames {
-		o = append(o, c+"_rate", c+"_ceil", c+"_dscp", c+"_port", c+"_mark")
-	}
-	return append(o, "emergency_builtin")
-}()
+// The class options are <class>_rate, _ceil, _dscp, _port, _mark for each
+// of classNames, in that order.
+var knownOptions = []string{"enabled", "device", "ifb", "link_speed", "upload", "download", "overhead", "mpu",
+	"linklayer", "burst_ms", "leaf", "schedule", "nebula_port",
+	"emergency_rate", "emergency_ceil", "emergency_dscp", "emergency_port", "emergency_mark",
+	"interactive_rate", "interactive_ceil", "interactive_dscp", "interactive_port", "interactive_mark",
+	"bulk_rate", "bulk_ceil", "bulk_dscp", "bulk_port", "bulk_mark",
+	"emergency_builtin"}
+
+// The per-class options, parsed in this order; classSuffixes names them.
+const (
+	classRate = iota
+	classCeil
+	classDSCP
+	classPort
+	classMark
+)
+
+var classSuffixes = [...]string{classRate: "_rate", classCeil: "_ceil", classDSCP: "_dscp", classPort: "_port", classMark: "_mark"}
 
 // ParseConfig reads every `config shape` section of f (see the package
 // documentation for the options). Sections with enabled '0' are skipped.
@@ -124,9 +135,10 @@ func ParseConfig(f *uci.File) (Config, error) {
 			}
 			ifbs[l.IFB] = l.Section
 		}
-		cfg.Links = append(cfg.Links, l)
+		cfg.Links = append(cfg.Links, *l)
 	}
-	for _, l := range cfg.Links {
+	for i := range cfg.Links {
+		l := &cfg.Links[i]
 		if prev, clash := ifbs[l.Device]; clash {
 			return Config{}, l.errorf("device", "device %q is the ifb of section %q", l.Device, prev)
 		}
@@ -134,8 +146,22 @@ func ParseConfig(f *uci.File) (Config, error) {
 	return cfg, nil
 }
 
-func parseLink(file string, s *uci.Section) (Link, error) {
-	l := Link{Section: s.Ref(), file: file, lines: map[string]int{}, Classes: defaultClasses,
+// get returns an option's value, trimmed, and whether it is set.
+func get(s *uci.Section, name string) (string, bool) {
+	v, ok := s.Get(name)
+	return strings.TrimSpace(v), ok
+}
+
+// list is s.List out of line: inlined, its search and copy cost flash at
+// each of its callers.
+//
+//go:noinline
+func list(s *uci.Section, name string) []string { return s.List(name) }
+
+// parseLink returns a pointer: Link is large, and a zero Link returned
+// by value from each error path costs flash on MIPS.
+func parseLink(file string, s *uci.Section) (*Link, error) {
+	l := &Link{Section: s.Ref(), file: file, lines: map[string]int{}, Classes: defaultClasses,
 		Burst: time.Millisecond, Leaves: DefaultLeaves}
 	for i := range l.Classes {
 		l.Classes[i].DSCP = slices.Clone(l.Classes[i].DSCP)
@@ -143,184 +169,146 @@ func parseLink(file string, s *uci.Section) (Link, error) {
 	for _, o := range s.Options() {
 		l.lines[o.Name] = o.Line
 		if !slices.Contains(knownOptions, o.Name) {
-			return Link{}, l.errorf(o.Name, "unknown option (known: %s)", strings.Join(knownOptions, ", "))
+			return nil, l.errorf(o.Name, "unknown option (known: %s)", strings.Join(knownOptions, ", "))
 		}
 	}
-	get := func(name string) (string, bool) {
-		v, ok := s.Get(name)
-		return strings.TrimSpace(v), ok
+	if err := l.parse(s); err != nil {
+		return nil, err
 	}
+	return l, nil
+}
 
+// parse reads the options of s into l, which holds the defaults.
+func (l *Link) parse(s *uci.Section) error {
 	var ok bool
-	if l.Device, ok = get("device"); !ok || l.Device == "" {
-		return Link{}, l.errorf("device", "missing: name the kernel interface to shape, e.g. option device 'eth0'")
+	if l.Device, ok = get(s, "device"); !ok || l.Device == "" {
+		return l.errorf("device", "missing: name the kernel interface to shape, e.g. option device 'eth0'")
 	}
 	if err := checkIfName(l.Device); err != nil {
-		return Link{}, l.errorf("device", "%v", err)
+		return l.wrap("device", err)
 	}
-	rate := func(name string, dst *int64) error {
-		v, ok := get(name)
-		if !ok {
-			return nil
-		}
-		r, err := ParseKbit(v)
-		if err != nil {
-			return l.errorf(name, "%v", err)
-		}
-		*dst = r
-		return nil
-	}
-	for _, r := range []struct {
+	for _, r := range [...]struct {
 		name string
 		dst  *int64
 	}{{"upload", &l.Upload}, {"download", &l.Download}, {"link_speed", &l.LinkSpeed}} {
-		if err := rate(r.name, r.dst); err != nil {
-			return Link{}, err
+		if v, ok := get(s, r.name); ok {
+			n, err := ParseKbit(v)
+			if err != nil {
+				return l.wrap(r.name, err)
+			}
+			*r.dst = n
 		}
 	}
 	if l.Upload == 0 && l.Download == 0 {
-		return Link{}, l.errorf("upload", "neither upload nor download is set: nothing to shape (set enabled '0' to turn shaping off)")
+		return l.errorf("upload", "neither upload nor download is set: nothing to shape (set enabled '0' to turn shaping off)")
 	}
 	if l.Download > 0 {
 		l.IFB = ifbName(l.Device)
-		if v, ok := get("ifb"); ok {
+		if v, ok := get(s, "ifb"); ok {
 			if err := checkIfName(v); err != nil {
-				return Link{}, l.errorf("ifb", "%v", err)
+				return l.wrap("ifb", err)
 			}
 			l.IFB = v
 		}
 		if l.IFB == l.Device {
-			return Link{}, l.errorf("ifb", "ifb must differ from device")
+			return l.errorf("ifb", "ifb must differ from device")
 		}
-	}
-	intOpt := func(name string, lo, hi int, dst *int) error {
-		v, ok := get(name)
-		if !ok {
-			return nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < lo || n > hi {
-			return l.errorf(name, "%q: want a whole number from %d to %d", v, lo, hi)
-		}
-		*dst = n
-		return nil
-	}
-	if err := intOpt("overhead", 0, 256, &l.Overhead); err != nil {
-		return Link{}, err
-	}
-	if err := intOpt("mpu", 0, 256, &l.MPU); err != nil {
-		return Link{}, err
 	}
 	burstMS := 1
-	if err := intOpt("burst_ms", 1, 50, &burstMS); err != nil {
-		return Link{}, err
+	for _, o := range [...]struct {
+		name   string
+		lo, hi int
+		dst    *int
+	}{{"overhead", 0, 256, &l.Overhead}, {"mpu", 0, 256, &l.MPU}, {"burst_ms", 1, 50, &burstMS}} {
+		if err := l.intOption(s, o.name, o.lo, o.hi, o.dst); err != nil {
+			return err
+		}
 	}
 	l.Burst = time.Duration(burstMS) * time.Millisecond
-	if v, ok := get("linklayer"); ok {
+	if v, ok := get(s, "linklayer"); ok {
 		switch v {
 		case "ethernet":
 		case "atm":
 			l.ATM = true
 		default:
-			return Link{}, l.errorf("linklayer", "%q: want ethernet or atm", v)
+			return l.errorf("linklayer", "%q: want ethernet or atm", v)
 		}
 	}
-	if v := s.List("leaf"); v != nil {
-		var leaves []string
-		for _, item := range v {
-			leaves = append(leaves, strings.Fields(item)...)
-		}
+	if v := list(s, "leaf"); v != nil {
+		leaves := splitItems(v)
 		for _, k := range leaves {
 			if !slices.Contains(supportedLeaves, k) {
-				return Link{}, l.errorf("leaf", "%q: unsupported leaf qdisc (supported: %s)", k, strings.Join(supportedLeaves, ", "))
+				return l.errorf("leaf", "%q: unsupported leaf qdisc (supported: %s)", k, strings.Join(supportedLeaves, ", "))
 			}
 		}
 		if len(leaves) == 0 {
-			return Link{}, l.errorf("leaf", "empty preference list")
+			return l.errorf("leaf", "empty preference list")
 		}
 		l.Leaves = leaves
 	}
 	nebulaPort := DefaultNebulaPort
-	if err := intOpt("nebula_port", 1, 65535, &nebulaPort); err != nil {
-		return Link{}, err
+	if err := l.intOption(s, "nebula_port", 1, 65535, &nebulaPort); err != nil {
+		return err
 	}
-	if err := l.parseClasses(s, get, nebulaPort); err != nil {
-		return Link{}, err
+	if err := l.parseClasses(s, nebulaPort); err != nil {
+		return err
 	}
-	for _, item := range s.List("schedule") {
+	for _, item := range list(s, "schedule") {
 		w, err := parseWindow(item)
 		if err != nil {
-			return Link{}, l.errorf("schedule", "%v", err)
+			return l.wrap("schedule", err)
 		}
 		if w.Upload > 0 && l.Upload == 0 {
-			return Link{}, l.errorf("schedule", "%s sets upload but the section has no upload limit", w)
+			return l.errorf("schedule", "%s sets upload but the section has no upload limit", w)
 		}
 		if w.Download > 0 && l.Download == 0 {
-			return Link{}, l.errorf("schedule", "%s sets download but the section has no download limit", w)
+			return l.errorf("schedule", "%s sets download but the section has no download limit", w)
 		}
 		for _, o := range l.Schedule {
 			if w.overlaps(o) {
-				return Link{}, l.errorf("schedule", "window %s overlaps window %s", w, o)
+				return l.errorf("schedule", "window %s overlaps window %s", w, o)
 			}
 		}
 		l.Schedule = append(l.Schedule, w)
 	}
 	if err := l.checkRates(l.Upload, l.Download, "upload", "download"); err != nil {
-		return Link{}, err
+		return err
 	}
 	if err := l.CheckLinkSpeed(l.LinkSpeed); err != nil {
-		return Link{}, err
+		return err
 	}
 	for _, w := range l.Schedule {
 		up, down := l.limits(w)
 		if err := l.checkRates(up, down, "schedule", "schedule"); err != nil {
-			return Link{}, err
+			return err
 		}
 	}
-	return l, nil
+	return nil
 }
 
-func (l *Link) parseClasses(s *uci.Section, get func(string) (string, bool), nebulaPort int) error {
+// intOption sets *dst from a whole-number option in [lo, hi], if set.
+func (l *Link) intOption(s *uci.Section, name string, lo, hi int, dst *int) error {
+	v, ok := get(s, name)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return l.errorf(name, "%q: want a whole number from %d to %d", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func (l *Link) parseClasses(s *uci.Section, nebulaPort int) error {
 	for i := range l.Classes {
-		c := &l.Classes[i]
-		for _, which := range []struct {
-			opt string
-			dst *Share
-		}{{c.Name + "_rate", &c.Rate}, {c.Name + "_ceil", &c.Ceil}} {
-			if v, ok := get(which.opt); ok {
-				sh, err := parseShare(v)
-				if err != nil {
-					return l.errorf(which.opt, "%v", err)
-				}
-				*which.dst = sh
+		for which := range classSuffixes {
+			if err := l.parseClassOption(s, &l.Classes[i], which); err != nil {
+				return err
 			}
-		}
-		if v := s.List(c.Name + "_dscp"); v != nil {
-			c.DSCP = nil
-			for _, item := range splitItems(v) {
-				d, err := parseDSCP(item)
-				if err != nil {
-					return l.errorf(c.Name+"_dscp", "%v", err)
-				}
-				c.DSCP = append(c.DSCP, d)
-			}
-		}
-		for _, item := range splitItems(s.List(c.Name + "_port")) {
-			p, err := parsePort(item)
-			if err != nil {
-				return l.errorf(c.Name+"_port", "%v", err)
-			}
-			c.Ports = append(c.Ports, p)
-		}
-		for _, item := range splitItems(s.List(c.Name + "_mark")) {
-			m, err := parseMark(item)
-			if err != nil {
-				return l.errorf(c.Name+"_mark", "%v", err)
-			}
-			c.Marks = append(c.Marks, m)
 		}
 	}
-	if v, ok := get("emergency_builtin"); ok {
+	if v, ok := get(s, "emergency_builtin"); ok {
 		switch v {
 		case "0":
 			l.Classes[0].Builtin = false
@@ -336,7 +324,59 @@ func (l *Link) parseClasses(s *uci.Section, get func(string) (string, bool), neb
 	return nil
 }
 
+// parseClassOption reads class option which (classRate, ...) into c.
+func (l *Link) parseClassOption(s *uci.Section, c *Class, which int) error {
+	opt := c.Name + classSuffixes[which]
+	if which == classRate || which == classCeil {
+		v, ok := get(s, opt)
+		if !ok {
+			return nil
+		}
+		sh, err := parseShare(v)
+		if err != nil {
+			return l.wrap(opt, err)
+		}
+		if which == classRate {
+			c.Rate = sh
+		} else {
+			c.Ceil = sh
+		}
+		return nil
+	}
+	v := list(s, opt)
+	if v != nil && which == classDSCP {
+		c.DSCP = nil // the option replaces the defaults
+	}
+	for _, item := range splitItems(v) {
+		var err error
+		switch which {
+		case classDSCP:
+			var d uint8
+			if d, err = parseDSCP(item); err == nil {
+				c.DSCP = append(c.DSCP, d)
+			}
+		case classPort:
+			var p PortSpec
+			if p, err = parsePort(item); err == nil {
+				c.Ports = append(c.Ports, p)
+			}
+		default: // classMark
+			var m MarkSpec
+			if m, err = parseMark(item); err == nil {
+				c.Marks = append(c.Marks, m)
+			}
+		}
+		if err != nil {
+			return l.wrap(opt, err)
+		}
+	}
+	return nil
+}
+
 // splitItems accepts both `list x 'a'` lines and `option x 'a b'`.
+// Not inlined, like list: each copy costs flash on MIPS.
+//
+//go:noinline
 func splitItems(v []string) []string {
 	var out []string
 	for _, s := range v {
@@ -355,7 +395,8 @@ func (l *Link) checkRates(up, down int64, upOpt, downOpt string) error {
 			continue
 		}
 		var sum int64
-		for _, c := range l.Classes {
+		for i := range l.Classes {
+			c := &l.Classes[i]
 			r, ce := c.Rate.Of(d.limit), c.Ceil.Of(d.limit)
 			if ce > d.limit {
 				return l.errorf(c.Name+"_ceil", "ceiling %d kbit/s is above the %s limit of %d kbit/s", ce, d.opt, d.limit)
@@ -366,7 +407,7 @@ func (l *Link) checkRates(up, down int64, upOpt, downOpt string) error {
 			sum += r
 		}
 		if sum > d.limit {
-			return l.errorf(classNames[0]+"_rate", "class guarantees add up to %d kbit/s, above the %s limit of %d kbit/s", sum, d.opt, d.limit)
+			return l.errorf(Emergency+"_rate", "class guarantees add up to %d kbit/s, above the %s limit of %d kbit/s", sum, d.opt, d.limit)
 		}
 	}
 	return nil
@@ -406,7 +447,8 @@ func (l *Link) limits(w Window) (up, down int64) {
 
 // Active returns the schedule window in force at t (local time of t), if any.
 func (l *Link) Active(t time.Time) (Window, bool) {
-	m := t.Hour()*60 + t.Minute()
+	h, m, _ := t.Clock()
+	m += h * 60
 	for _, w := range l.Schedule {
 		if w.Contains(m) {
 			return w, true
@@ -451,6 +493,21 @@ func (l *Link) errorf(option, format string, args ...any) error {
 		Msg: fmt.Sprintf(format, args...)}
 }
 
+// wrap is errorf(option, "%v", err), out of line for the same reason.
+//
+//go:noinline
+func (l *Link) wrap(option string, err error) error {
+	return l.errorf(option, "%v", err)
+}
+
+// fmtErrorf is fmt.Errorf kept out of line: since Go 1.26 fmt.Errorf
+// inlines, with an errors.New fallback, into each of dozens of callers.
+//
+//go:noinline
+func fmtErrorf(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
 // ifbName derives the IFB name as sqm-scripts does (ifb4 + device),
 // shortened to the kernel's 15-byte limit.
 func ifbName(dev string) string {
@@ -463,11 +520,11 @@ func ifbName(dev string) string {
 
 func checkIfName(s string) error {
 	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
-		return fmt.Errorf("%q is not a valid interface name (1-15 characters)", s)
+		return fmtErrorf("%q is not a valid interface name (1-15 characters)", s)
 	}
 	for _, c := range []byte(s) {
 		if c <= ' ' || c == '/' || c == ':' || c >= 0x7f {
-			return fmt.Errorf("%q is not a valid interface name", s)
+			return fmtErrorf("%q is not a valid interface name", s)
 		}
 	}
 	return nil

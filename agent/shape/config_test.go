@@ -1,6 +1,7 @@
 package shape
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,17 @@ func checkMasks(t testing.TB, a, b uint16, ms []valueMask) {
 		in := p >= int(a) && p <= int(b)
 		if (in && hit != 1) || (!in && hit != 0) {
 			t.Fatalf("%d-%d: port %d matched %d blocks", a, b, p, hit)
+		}
+	}
+}
+
+// knownOptions is written out; it must name every class option.
+func TestKnownOptionsHasClassOptions(t *testing.T) {
+	for _, c := range classNames {
+		for _, sfx := range classSuffixes {
+			if !slices.Contains(knownOptions, c+sfx) {
+				t.Errorf("knownOptions lacks %s", c+sfx)
+			}
 		}
 	}
 }

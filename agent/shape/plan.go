@@ -103,7 +103,8 @@ func buildTree(l *Link, download bool, dev string, ifindex uint32, limit int64, 
 	// Unclassified traffic is bulk.
 	t.Root = Qdisc{Ifindex: ifindex, Handle: rootHandle(), Parent: tcHRoot, Kind: "htb", Defcls: 0x30}
 	t.Classes = append(t.Classes, htbClass(ifindex, tcHRoot, rootClassID(), limit, limit, 0, l, mtu))
-	for i, c := range l.Classes {
+	for i := range l.Classes {
+		c := &l.Classes[i]
 		rate, ceil := c.Rate.Of(limit), c.Ceil.Of(limit)
 		t.Classes = append(t.Classes, htbClass(ifindex, rootClassID(), classID(i), rate, ceil, uint32(i), l, mtu))
 		t.LeafCeil[i] = uint64(ceil) * 125
@@ -119,6 +120,14 @@ type match struct {
 	mark  U32Mark
 }
 
+// appendMatch appends a match on keys to ms. One out-of-line append
+// instead of one per caller saves flash on MIPS.
+//
+//go:noinline
+func appendMatch(ms []match, proto uint16, mark U32Mark, keys ...U32Key) []match {
+	return append(ms, match{proto: proto, keys: keys, mark: mark})
+}
+
 func key(off int32, val, mask uint32) U32Key {
 	return U32Key{Off: off, Val: val & mask, Mask: mask}
 }
@@ -126,14 +135,20 @@ func key(off int32, val, mask uint32) U32Key {
 // Header offsets. IPv4 matches on the transport header require IHL 5
 // (no options), as tc's own "match ip dport" assumes; IPv6 matches
 // assume no extension headers. Packets that are neither fall to bulk.
-var (
-	v4IHL5   = key(0, 0x05000000, 0x0f000000)
-	v4Proto  = func(p Proto) U32Key { return key(8, uint32(p)<<16, 0x00ff0000) }
-	v6Next   = func(p Proto) U32Key { return key(4, uint32(p)<<8, 0x0000ff00) }
-	v4DSCP   = func(d uint8) U32Key { return key(0, uint32(d)<<18, 0x00fc0000) }
-	v6DSCP   = func(d uint8) U32Key { return key(0, uint32(d)<<22, 0x0fc00000) }
-	l4Offset = map[uint16]int32{ethPIP: 20, ethPIPv6: 40}
-)
+var v4IHL5 = key(0, 0x05000000, 0x0f000000)
+
+func v4Proto(p Proto) U32Key { return key(8, uint32(p)<<16, 0x00ff0000) }
+func v6Next(p Proto) U32Key  { return key(4, uint32(p)<<8, 0x0000ff00) }
+func v4DSCP(d uint8) U32Key  { return key(0, uint32(d)<<18, 0x00fc0000) }
+func v6DSCP(d uint8) U32Key  { return key(0, uint32(d)<<22, 0x0fc00000) }
+
+// l4Offset is where the transport header starts in a family's packets.
+func l4Offset(fam uint16) int32 {
+	if fam == ethPIP {
+		return 20
+	}
+	return 40
+}
 
 func protoKey(fam uint16, p Proto) []U32Key {
 	if fam == ethPIP {
@@ -152,11 +167,11 @@ func portMatches(fam uint16, p PortSpec, src bool) []match {
 	var out []match
 	for _, pr := range protos {
 		for _, vm := range portMasks(p.From, p.To) {
-			k := key(l4Offset[fam], uint32(vm.Val), uint32(vm.Mask))
+			k := key(l4Offset(fam), uint32(vm.Val), uint32(vm.Mask))
 			if src {
-				k = key(l4Offset[fam], uint32(vm.Val)<<16, uint32(vm.Mask)<<16)
+				k = key(l4Offset(fam), uint32(vm.Val)<<16, uint32(vm.Mask)<<16)
 			}
-			out = append(out, match{proto: fam, keys: append(protoKey(fam, pr), k)})
+			out = appendMatch(out, fam, U32Mark{}, append(protoKey(fam, pr), k)...)
 		}
 	}
 	return out
@@ -172,52 +187,62 @@ var nebulaTypes = []uint32{0, 3, 4}
 // first and a difference can be repaired one priority at a time.
 func classFilters(l *Link, download bool, ifindex uint32) []Filter {
 	var out []Filter
-	for i, c := range l.Classes {
-		for f, fam := range []uint16{ethPIP, ethPIPv6} {
-			var ms []match
-			dscp := v4DSCP
-			if fam == ethPIPv6 {
-				dscp = v6DSCP
-			}
-			for _, d := range c.DSCP {
-				ms = append(ms, match{proto: fam, keys: []U32Key{dscp(d)}})
-			}
-			for _, p := range c.Ports {
-				// Both ends: our query to port 53 and the answer from it.
-				ms = append(ms, portMatches(fam, p, false)...)
-				ms = append(ms, portMatches(fam, p, true)...)
-			}
-			if c.Builtin {
-				icmp := ProtoICMP
-				if fam == ethPIPv6 {
-					icmp = ProtoICMPv6
-				}
-				ms = append(ms, match{proto: fam, keys: protoKey(fam, icmp)})
-				// Our Nebula port is the source going out and the
-				// destination coming in.
-				np := PortSpec{Proto: ProtoUDP, From: l.NebulaPort, To: l.NebulaPort}
-				for _, pm := range portMatches(fam, np, !download) {
-					for _, t := range nebulaTypes {
-						m := pm
-						m.keys = append(append([]U32Key(nil), pm.keys...), key(l4Offset[fam]+8, t<<24, 0x0f000000))
-						ms = append(ms, m)
-					}
-				}
-			}
-			for _, m := range ms {
+	for i := range l.Classes {
+		for f, fam := range [...]uint16{ethPIP, ethPIPv6, ethPAll} {
+			for _, m := range classMatches(l, &l.Classes[i], fam, download) {
 				out = append(out, u32Filter(ifindex, rootHandle(), uint16(i*3+f+1), m, classID(i), nil))
-			}
-		}
-		if !download {
-			for _, mk := range c.Marks {
-				m := match{proto: ethPAll, keys: []U32Key{key(0, 0, 0)}, mark: U32Mark{Val: mk.Val, Mask: mk.Mask}}
-				out = append(out, u32Filter(ifindex, rootHandle(), uint16(i*3+3), m, classID(i), nil))
 			}
 		}
 	}
 	return out
 }
 
+// classMatches returns the matches of class c for one family; ethPAll
+// has the mark matches, which only the upload side has (no firewall has
+// run yet on the download side).
+func classMatches(l *Link, c *Class, fam uint16, download bool) []match {
+	var ms []match
+	if fam == ethPAll {
+		if !download {
+			for _, mk := range c.Marks {
+				ms = appendMatch(ms, ethPAll, U32Mark{Val: mk.Val, Mask: mk.Mask}, key(0, 0, 0))
+			}
+		}
+		return ms
+	}
+	dscp, icmp := v4DSCP, ProtoICMP
+	if fam == ethPIPv6 {
+		dscp, icmp = v6DSCP, ProtoICMPv6
+	}
+	for _, d := range c.DSCP {
+		ms = appendMatch(ms, fam, U32Mark{}, dscp(d))
+	}
+	for _, p := range c.Ports {
+		// Both ends: our query to port 53 and the answer from it.
+		for _, src := range [...]bool{false, true} {
+			ms = append(ms, portMatches(fam, p, src)...)
+		}
+	}
+	if c.Builtin {
+		ms = appendMatch(ms, fam, U32Mark{}, protoKey(fam, icmp)...)
+		// Our Nebula port is the source going out and the
+		// destination coming in.
+		np := PortSpec{Proto: ProtoUDP, From: l.NebulaPort, To: l.NebulaPort}
+		for _, pm := range portMatches(fam, np, !download) {
+			for _, t := range nebulaTypes {
+				// Clipped, so that each match gets its own keys.
+				keys := append(pm.keys[:len(pm.keys):len(pm.keys)], key(l4Offset(fam)+8, t<<24, 0x0f000000))
+				ms = appendMatch(ms, fam, U32Mark{}, keys...)
+			}
+		}
+	}
+	return ms
+}
+
+// Not inlined: a Filter literal with its U32 costs half a kilobyte of
+// MIPS code at each caller.
+//
+//go:noinline
 func u32Filter(ifindex, parent uint32, prio uint16, m match, classid uint32, actions []Action) Filter {
 	return Filter{Ifindex: ifindex, Parent: parent, Prio: prio, Protocol: m.proto, Kind: "u32",
 		U32: &U32{ClassID: classid, Keys: append([]U32Key(nil), m.keys...), Mark: m.mark, Actions: actions}}

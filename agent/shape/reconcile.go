@@ -3,7 +3,6 @@ package shape
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -24,21 +23,18 @@ func classFP(c TCClass) string {
 		// it had when created, before it had children.
 		p.Quantum, p.Prio = 0, 0
 	}
-	return fmt.Sprintf("parent=%x rate=%d ceil=%d buf=%d cbuf=%d q=%d prio=%d oh=%d/%d mpu=%d/%d ll=%d/%d",
-		c.Parent, p.Rate.Rate, p.Ceil.Rate, p.Buffer, p.Cbuffer, p.Quantum, p.Prio,
-		p.Rate.Overhead, p.Ceil.Overhead, p.Rate.MPU, p.Ceil.MPU, p.Rate.Linklayer, p.Ceil.Linklayer)
+	// HTBClass holds just the fields the shaper sets.
+	return fmt.Sprintf("parent=%x %+v", c.Parent, p)
 }
 
 func rootOK(q Qdisc) bool {
 	return q.Kind == "htb" && q.Handle == rootHandle() && q.Defcls == 0x30
 }
 
-func leafFP(q Qdisc) string {
-	s := fmt.Sprintf("%s %x", q.Kind, q.Handle)
-	if q.Kind == "pfifo" || q.Kind == "bfifo" {
-		s += fmt.Sprintf(" limit=%d", q.Limit)
-	}
-	return s
+// sameLeaf reports whether leaf qdisc a is b as far as the shaper sets it.
+func sameLeaf(a, b *Qdisc) bool {
+	return a.Kind == b.Kind && a.Handle == b.Handle &&
+		(a.Kind != "pfifo" && a.Kind != "bfifo" || a.Limit == b.Limit)
 }
 
 // filterFP is "" for objects that are not a filter the shaper could have
@@ -94,7 +90,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 	if !fresh {
 		cur, err := k.Filters(ifindex, parent)
 		if err != nil {
-			return 0, fmt.Errorf("read filters: %w", err)
+			return 0, fmtErrorf("read filters: %w", err)
 		}
 		have = byPrio(cur)
 		for _, f := range cur {
@@ -102,23 +98,28 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 		}
 	}
 	wantBy := byPrio(want)
-	prios := map[uint16]bool{}
+	// Sorted as ints: a sort of uint16 would be the binary's only one.
+	var prios []int
 	for p := range have {
-		prios[p] = true
+		prios = append(prios, int(p))
 	}
 	for p := range wantBy {
-		prios[p] = true
+		if _, ok := have[p]; !ok {
+			prios = append(prios, int(p))
+		}
 	}
+	slices.Sort(prios)
 	changes := 0
-	for _, p := range slices.Sorted(maps.Keys(prios)) {
+	for _, pi := range prios {
+		p := uint16(pi)
 		if slices.Equal(have[p], wantBy[p]) {
 			continue
 		}
 		if _, ok := have[p]; ok {
 			// The kernel wants the kind of what it deletes.
 			del := Filter{Ifindex: ifindex, Parent: parent, Prio: p, Kind: kinds[p]}
-			if err := k.DeleteFilter(&del); err != nil && !errors.Is(err, unix.ENOENT) {
-				return changes, fmt.Errorf("delete filters at pref %d: %w", p, err)
+			if err := k.DeleteFilter(&del); failed(err) {
+				return changes, fmtErrorf("delete filters at pref %d: %w", p, err)
 			}
 			changes++
 		}
@@ -127,7 +128,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 				continue
 			}
 			if err := k.AddFilter(&want[i]); err != nil {
-				return changes, fmt.Errorf("add filter at pref %d (%s): %w", p, filterFP(want[i]), err)
+				return changes, fmtErrorf("add filter at pref %d (%s): %w", p, filterFP(want[i]), err)
 			}
 			changes++
 		}
@@ -142,39 +143,85 @@ type leafChooser struct {
 	warned      map[string]bool
 }
 
+// first returns the first of leaves not known to be unsupported, or "".
+//
+//go:noinline
+func (lc *leafChooser) first(leaves []string) string {
+	for _, cand := range leaves {
+		if !lc.unsupported[cand] {
+			return cand
+		}
+	}
+	return ""
+}
+
 // unknownKind reports whether err means the kernel lacks the qdisc.
 func unknownKind(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
+// errList collects errors for errors.Join, dropping nil ones as Join
+// would. Its methods are out of line: inlined appends and errors.Join
+// cost up to half a kilobyte of MIPS code at each caller.
+type errList []error
+
+//go:noinline
+func (e *errList) add(err error) {
+	if err != nil {
+		*e = append(*e, err)
+	}
+}
+
+//go:noinline
+func (e errList) join() error { return errors.Join(e...) }
+
+// failed reports whether err is a real failure of a delete: the object
+// being gone already is what the delete wanted. Not inlined: errors.Is
+// against an errno costs flash at each caller.
+//
+//go:noinline
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, unix.ENOENT)
+}
+
 // syncTree makes one device's egress HTB tree equal to t. It returns the
-// number of kernel changes and the leaf kind in use.
-func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
+// number of kernel changes and the leaf kind in use. Errors start with
+// the device name.
+func (s *Shaper) syncTree(t *tree, leaves []string) (int, string, error) {
+	n, kind, err := s.syncTreeOn(t, leaves)
+	if err != nil {
+		err = fmtErrorf("%s: %w", t.Dev, err)
+	}
+	return n, kind, err
+}
+
+func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 	k := s.k
 	qs, err := k.Qdiscs(t.Ifindex)
 	if err != nil {
-		return 0, "", fmt.Errorf("%s: read qdiscs: %w", t.Dev, err)
+		return 0, "", fmtErrorf("read qdiscs: %w", err)
 	}
 	changes := 0
 	fresh := true
-	for _, q := range qs {
+	for i := range qs {
+		q := &qs[i]
 		if q.Parent != tcHRoot {
 			continue
 		}
-		if rootOK(q) {
+		if rootOK(*q) {
 			fresh = false
 		} else if q.Handle == rootHandle() {
 			// The kernel refuses to replace a qdisc by one of another kind
 			// under the same handle ("Invalid qdisc name"): remove it first.
-			if err := k.DeleteQdisc(&q); err != nil && !errors.Is(err, unix.ENOENT) {
-				return 0, "", fmt.Errorf("%s: remove foreign root qdisc %s: %w", t.Dev, q.Kind, err)
+			if err := k.DeleteQdisc(q); failed(err) {
+				return 0, "", fmtErrorf("remove foreign root qdisc %s: %w", q.Kind, err)
 			}
 			changes++
 		}
 	}
 	if fresh {
 		if err := k.ReplaceQdisc(&t.Root); err != nil {
-			return 0, "", fmt.Errorf("%s: install root htb: %w", t.Dev, err)
+			return 0, "", fmtErrorf("install root htb: %w", err)
 		}
 		changes++
 		qs = nil
@@ -183,10 +230,10 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 	if !fresh {
 		cs, err := k.Classes(t.Ifindex)
 		if err != nil {
-			return changes, "", fmt.Errorf("%s: read classes: %w", t.Dev, err)
+			return changes, "", fmtErrorf("read classes: %w", err)
 		}
-		for _, c := range cs {
-			have[c.Handle] = classFP(c)
+		for i := range cs {
+			have[cs[i].Handle] = classFP(cs[i])
 		}
 	}
 	for i := range t.Classes {
@@ -195,23 +242,17 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 			continue
 		}
 		if err := k.ReplaceClass(c); err != nil {
-			return changes, "", fmt.Errorf("%s: set class %x: %w", t.Dev, c.Handle, err)
+			return changes, "", fmtErrorf("set class %x: %w", c.Handle, err)
 		}
 		changes++
 	}
 	n, err := syncFilters(k, t.Ifindex, rootHandle(), t.Filters, fresh)
 	changes += n
 	if err != nil {
-		return changes, "", fmt.Errorf("%s: %w", t.Dev, err)
+		return changes, "", err
 	}
 
-	kind := ""
-	for _, cand := range leaves {
-		if !s.leaves.unsupported[cand] {
-			kind = cand
-			break
-		}
-	}
+	kind := s.leaves.first(leaves)
 	for i := range 3 {
 		var cur *Qdisc
 		for j := range qs {
@@ -221,13 +262,13 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 		}
 		for kind != "" {
 			want := leafQdisc(kind, t.Ifindex, i, t.LeafCeil[i])
-			if cur != nil && leafFP(*cur) == leafFP(want) {
+			if cur != nil && sameLeaf(cur, &want) {
 				break
 			}
 			if cur != nil && cur.Handle == want.Handle && cur.Kind != want.Kind {
 				// Same handle, other kind: the kernel will not replace it in place.
-				if err := k.DeleteQdisc(cur); err != nil && !errors.Is(err, unix.ENOENT) {
-					return changes, kind, fmt.Errorf("%s: remove leaf %s: %w", t.Dev, cur.Kind, err)
+				if err := k.DeleteQdisc(cur); failed(err) {
+					return changes, kind, fmtErrorf("remove leaf %s: %w", cur.Kind, err)
 				}
 				changes++
 				cur = nil
@@ -238,34 +279,23 @@ func (s *Shaper) syncTree(t tree, leaves []string) (int, string, error) {
 				break
 			}
 			if !unknownKind(err) {
-				return changes, kind, fmt.Errorf("%s: set leaf %s of class %x: %w", t.Dev, kind, classID(i), err)
+				return changes, kind, fmtErrorf("set leaf %s of class %x: %w", kind, classID(i), err)
 			}
 			s.leaves.unsupported[kind] = true
-			next := ""
-			for _, cand := range leaves {
-				if !s.leaves.unsupported[cand] {
-					next = cand
-					break
-				}
-			}
-			kind = next
+			kind = s.leaves.first(leaves)
 		}
 		if kind == "" {
-			return changes, "", fmt.Errorf("%s: the kernel has none of the leaf qdiscs %s", t.Dev, strings.Join(leaves, ", "))
+			return changes, "", fmtErrorf("the kernel has none of the leaf qdiscs %s", strings.Join(leaves, ", "))
 		}
 	}
-	if kind != leaves[0] && !s.leaves.warned[strings.Join(leaves, " ")] {
-		s.leaves.warned[strings.Join(leaves, " ")] = true
-		var missing []string
-		for _, c := range leaves {
-			if c == kind {
-				break
-			}
-			missing = append(missing, c)
+	if kind != leaves[0] {
+		if pref := strings.Join(leaves, " "); !s.leaves.warned[pref] {
+			s.leaves.warned[pref] = true
+			missing := leaves[:slices.Index(leaves, kind)]
+			s.log.Warn("leaf qdisc unavailable in this kernel, falling back",
+				"missing", strings.Join(missing, ","), "using", kind,
+				"hint", "install kmod-sched-cake or a kernel with fq_codel for fair queueing")
 		}
-		s.log.Warn("leaf qdisc unavailable in this kernel, falling back",
-			"missing", strings.Join(missing, ","), "using", kind,
-			"hint", "install kmod-sched-cake or a kernel with fq_codel for fair queueing")
 	}
 	return changes, kind, nil
 }
@@ -275,31 +305,35 @@ func (s *Shaper) syncIngress(dev LinkInfo, ifb LinkInfo) (int, error) {
 	k := s.k
 	qs, err := k.Qdiscs(dev.Index)
 	if err != nil {
-		return 0, fmt.Errorf("%s: read qdiscs: %w", dev.Name, err)
+		return 0, fmtErrorf("%s: read qdiscs: %w", dev.Name, err)
 	}
 	changes := 0
 	fresh := true
-	for _, q := range qs {
-		if q.Parent == tcHIngress && q.Kind == "ingress" {
+	for i := range qs {
+		if isIngress(&qs[i]) {
 			fresh = false
 		}
 	}
 	if fresh {
 		in := ingressQdisc(dev.Index)
 		if err := k.ReplaceQdisc(&in); err != nil {
-			return 0, fmt.Errorf("%s: add ingress qdisc: %w", dev.Name, err)
+			return 0, fmtErrorf("%s: add ingress qdisc: %w", dev.Name, err)
 		}
 		changes++
 	}
 	n, err := syncFilters(k, dev.Index, ingressHandle, []Filter{redirectFilter(dev.Index, ifb.Index)}, fresh)
 	if err != nil {
-		return changes + n, fmt.Errorf("%s: redirect to %s: %w", dev.Name, ifb.Name, err)
+		return changes + n, fmtErrorf("%s: redirect to %s: %w", dev.Name, ifb.Name, err)
 	}
 	return changes + n, nil
 }
 
-// removeRoot deletes the device's root qdisc if it is the shaper's.
-func (s *Shaper) removeRoot(dev string) error {
+func isIngress(q *Qdisc) bool { return q.Parent == tcHIngress && q.Kind == "ingress" }
+func isRoot(q *Qdisc) bool    { return q.Parent == tcHRoot && rootOK(*q) }
+
+// deleteQdiscs deletes the qdiscs of dev that match (named what in
+// errors). An absent device has none.
+func (s *Shaper) deleteQdiscs(dev string, match func(*Qdisc) bool, what string) error {
 	li, err := s.k.Link(dev)
 	if errors.Is(err, ErrNoDevice) {
 		return nil
@@ -311,40 +345,34 @@ func (s *Shaper) removeRoot(dev string) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range qs {
-		if q.Parent == tcHRoot && rootOK(q) {
-			if err := s.k.DeleteQdisc(&q); err != nil && !errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("%s: delete root qdisc: %w", dev, err)
+	var errs errList
+	for i := range qs {
+		if match(&qs[i]) {
+			if err := s.k.DeleteQdisc(&qs[i]); failed(err) {
+				errs.add(fmtErrorf("%s: delete %s qdisc: %w", dev, what, err))
 			}
 		}
 	}
-	return nil
+	return errs.join()
+}
+
+// removeRoot deletes the device's root qdisc if it is the shaper's.
+func (s *Shaper) removeRoot(dev string) error {
+	return s.deleteQdiscs(dev, isRoot, "root")
 }
 
 // removeIngress deletes the ingress qdisc of dev and the IFB.
 func (s *Shaper) removeIngress(dev, ifb string) error {
-	var errs []error
-	if li, err := s.k.Link(dev); err == nil {
-		qs, err := s.k.Qdiscs(li.Index)
-		errs = append(errs, err)
-		for _, q := range qs {
-			if q.Parent == tcHIngress && q.Kind == "ingress" {
-				if err := s.k.DeleteQdisc(&q); err != nil && !errors.Is(err, unix.ENOENT) {
-					errs = append(errs, fmt.Errorf("%s: delete ingress qdisc: %w", dev, err))
-				}
-			}
-		}
-	} else if !errors.Is(err, ErrNoDevice) {
-		errs = append(errs, err)
-	}
+	var errs errList
+	errs.add(s.deleteQdiscs(dev, isIngress, "ingress"))
 	if ifb != "" {
 		if li, err := s.k.Link(ifb); err == nil {
 			if err := s.k.DeleteLink(li.Index); err != nil {
-				errs = append(errs, fmt.Errorf("delete %s: %w", ifb, err))
+				errs.add(fmtErrorf("delete %s: %w", ifb, err))
 			}
 		} else if !errors.Is(err, ErrNoDevice) {
-			errs = append(errs, err)
+			errs.add(err)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.join()
 }

@@ -3,9 +3,7 @@ package shape
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 )
@@ -42,7 +40,7 @@ type Shaper struct {
 
 	mu      sync.Mutex
 	cfg     *Config
-	applied map[string]applied // by device
+	applied map[string]*applied // by device
 	leaves  leafChooser
 	stat    Status
 }
@@ -65,7 +63,7 @@ func New(k Kernel, clk Clock, log *slog.Logger) *Shaper {
 	return &Shaper{
 		k: k, clk: clk, log: log.With("component", "shape"),
 		kick:    make(chan struct{}, 1),
-		applied: map[string]applied{},
+		applied: map[string]*applied{},
 		leaves:  leafChooser{unsupported: map[string]bool{}, warned: map[string]bool{}},
 	}
 }
@@ -85,7 +83,7 @@ func (s *Shaper) Validate(cfg Config) error {
 			if errors.Is(err, ErrNoDevice) {
 				return l.errorf("device", "unknown interface %q", l.Device)
 			}
-			return l.errorf("device", "%v", err)
+			return l.wrap("device", err)
 		}
 		speed := l.LinkSpeed
 		if speed == 0 {
@@ -134,7 +132,7 @@ func (s *Shaper) Reconcile(reason string) error {
 
 func (s *Shaper) reconcileLocked(reason string) error {
 	start := time.Now()
-	var errs []error
+	var errs errList
 	changes := 0
 	want := map[string]bool{}
 	now := s.clk.Now()
@@ -144,23 +142,11 @@ func (s *Shaper) reconcileLocked(reason string) error {
 			want[l.Device] = true
 			n, err := s.syncLink(l, now)
 			changes += n
-			if err != nil {
-				errs = append(errs, err)
-			}
+			errs.add(err)
 		}
 	}
-	for dev, a := range s.applied {
-		if want[dev] {
-			continue
-		}
-		if err := s.removeApplied(dev, a); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(s.applied, dev)
-		changes++
-	}
-	err := errors.Join(errs...)
+	changes += s.removeUnwanted(want, &errs)
+	err := errs.join()
 	s.stat.Reconciles++
 	s.stat.LastReconcile = now
 	s.stat.LastChanges = changes
@@ -186,29 +172,26 @@ func (s *Shaper) syncLink(l *Link, now time.Time) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", l.Device, err)
+		return 0, fmtErrorf("%s: %w", l.Device, err)
 	}
-	up, down := l.LimitsAt(now)
-	a := applied{upload: l.Upload > 0, ifb: l.IFB, window: "default"}
-	if w, ok := l.Active(now); ok {
+	a := &applied{upload: l.Upload > 0, ifb: l.IFB, window: "default"}
+	w, ok := l.Active(now)
+	if ok {
 		a.window = w.String()
 	}
+	up, down := l.limits(w)
 	changes := 0
-	var errs []error
-	kinds := []string{}
+	var errs errList
 	if l.Upload > 0 {
-		t := buildTree(l, false, dev.Name, dev.Index, up, dev.MTU)
-		n, kind, err := s.syncTree(t, l.Leaves)
+		n, err := s.syncDirection(a, l, false, dev, up, dev.MTU)
 		changes += n
-		errs = append(errs, err)
-		a.trees = append(a.trees, t)
-		kinds = append(kinds, kind)
+		errs.add(err)
 	} else if had && prev.upload {
-		errs = append(errs, s.removeRoot(l.Device))
+		errs.add(s.removeRoot(l.Device))
 		changes++
 	}
 	if had && prev.ifb != "" && prev.ifb != l.IFB {
-		errs = append(errs, s.removeIngress(l.Device, prev.ifb))
+		errs.add(s.removeIngress(l.Device, prev.ifb))
 		changes++
 	}
 	if l.Download > 0 {
@@ -219,37 +202,63 @@ func (s *Shaper) syncLink(l *Link, now time.Time) (int, error) {
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", l.IFB, err))
+			errs.add(fmtErrorf("%s: %w", l.IFB, err))
 		} else {
-			t := buildTree(l, true, ifb.Name, ifb.Index, down, dev.MTU)
-			n, kind, err := s.syncTree(t, l.Leaves)
+			n, err := s.syncDirection(a, l, true, ifb, down, dev.MTU)
 			changes += n
-			errs = append(errs, err)
-			a.trees = append(a.trees, t)
-			kinds = append(kinds, kind)
+			errs.add(err)
 			// Redirect only once the IFB tree is in place, so no packet
 			// meets an IFB without shaping.
 			n, err = s.syncIngress(dev, ifb)
 			changes += n
-			errs = append(errs, err)
+			errs.add(err)
 		}
 	}
-	if len(kinds) > 0 {
-		a.leafKind = kinds[0]
-	}
 	s.applied[l.Device] = a
-	return changes, errors.Join(errs...)
+	return changes, errs.join()
 }
 
-func (s *Shaper) removeApplied(dev string, a applied) error {
-	var errs []error
+// syncDirection builds and installs the upload or download tree on the
+// egress of dev and records it in a; the first tree's leaf kind is the
+// link's.
+func (s *Shaper) syncDirection(a *applied, l *Link, download bool, dev LinkInfo, limit int64, mtu int) (int, error) {
+	t := buildTree(l, download, dev.Name, dev.Index, limit, mtu)
+	n, kind, err := s.syncTree(&t, l.Leaves)
+	a.trees = append(a.trees, t)
+	if len(a.trees) == 1 {
+		a.leafKind = kind
+	}
+	return n, err
+}
+
+func (s *Shaper) removeApplied(dev string, a *applied) error {
+	var errs errList
 	if a.upload {
-		errs = append(errs, s.removeRoot(dev))
+		errs.add(s.removeRoot(dev))
 	}
 	if a.ifb != "" {
-		errs = append(errs, s.removeIngress(dev, a.ifb))
+		errs.add(s.removeIngress(dev, a.ifb))
 	}
-	return errors.Join(errs...)
+	return errs.join()
+}
+
+// removeUnwanted removes the shaping of every device not in want (nil:
+// all) and forgets those it removed fully. It returns their number and
+// adds its errors to errs.
+func (s *Shaper) removeUnwanted(want map[string]bool, errs *errList) int {
+	n := 0
+	for dev, a := range s.applied {
+		if want[dev] {
+			continue
+		}
+		if err := s.removeApplied(dev, a); err != nil {
+			errs.add(err)
+			continue
+		}
+		delete(s.applied, dev)
+		n++
+	}
+	return n
 }
 
 // Stop removes everything the shaper installed: root qdiscs, ingress
@@ -259,37 +268,15 @@ func (s *Shaper) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg = nil
-	var errs []error
-	for dev, a := range s.applied {
-		if err := s.removeApplied(dev, a); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(s.applied, dev)
-	}
-	err := errors.Join(errs...)
+	var errs errList
+	s.removeUnwanted(nil, &errs)
+	err := errs.join()
 	if err != nil {
 		s.log.Error("could not remove all shaping", "err", err)
 	} else {
 		s.log.Info("shaping removed")
 	}
 	return err
-}
-
-// devices returns the interface names the shaper watches.
-func (s *Shaper) devices() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	if s.cfg != nil {
-		for _, l := range s.cfg.Links {
-			out = append(out, l.Device)
-			if l.IFB != "" {
-				out = append(out, l.IFB)
-			}
-		}
-	}
-	return out
 }
 
 // nextBoundary is the earliest schedule change after now (zero if none).
@@ -359,12 +346,12 @@ func (s *Shaper) relevant(ev Event) bool {
 	if ev.Kind == EventsLost {
 		return true
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if ev.Kind == QdiscDeleted {
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		for _, a := range s.applied {
-			for _, t := range a.trees {
-				if t.Ifindex == ev.Ifindex {
+			for i := range a.trees {
+				if a.trees[i].Ifindex == ev.Ifindex {
 					return true
 				}
 			}
@@ -377,5 +364,14 @@ func (s *Shaper) relevant(ev Event) bool {
 		}
 		return false
 	}
-	return slices.Contains(s.devices(), ev.Name)
+	// A link event for a shaped device or its IFB.
+	if s.cfg != nil {
+		for i := range s.cfg.Links {
+			l := &s.cfg.Links[i]
+			if ev.Name == l.Device || l.IFB != "" && ev.Name == l.IFB {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -60,17 +60,19 @@ func (s *Shaper) Status() Status {
 	if s.cfg == nil {
 		return st
 	}
-	for _, l := range s.cfg.Links {
+	for i := range s.cfg.Links {
+		l := &s.cfg.Links[i]
 		a, ok := s.applied[l.Device]
 		if !ok {
 			continue
 		}
 		ls := LinkStatus{Device: l.Device, IFB: a.ifb, Window: a.window, Leaf: a.leafKind}
-		for _, t := range a.trees {
+		for j := range a.trees {
+			t := &a.trees[j]
 			ts := TreeStatus{Direction: t.Direction, Device: t.Dev, LimitKbit: t.Limit}
 			cs, err := s.k.Classes(t.Ifindex)
 			if err == nil {
-				ts.Classes = classStatus(&l, t, cs)
+				ts.Classes = classStatus(l, t, cs)
 			}
 			ls.Trees = append(ls.Trees, ts)
 		}
@@ -79,11 +81,13 @@ func (s *Shaper) Status() Status {
 	return st
 }
 
-func classStatus(l *Link, t tree, cs []TCClass) []ClassStatus {
+func classStatus(l *Link, t *tree, cs []TCClass) []ClassStatus {
 	var out []ClassStatus
-	for i, c := range l.Classes {
+	for i := range l.Classes {
+		c := &l.Classes[i]
 		st := ClassStatus{Name: c.Name, RateKbit: c.Rate.Of(t.Limit), CeilKbit: c.Ceil.Of(t.Limit)}
-		for _, o := range cs {
+		for j := range cs {
+			o := &cs[j]
 			if o.Handle != classID(i) {
 				continue
 			}
@@ -96,44 +100,44 @@ func classStatus(l *Link, t tree, cs []TCClass) []ClassStatus {
 	return out
 }
 
+// classSeries are the per-class metrics, in the order of classValues.
+var classSeries = [...]struct{ name, help, typ string }{
+	{"meshnode_shape_class_rate_bits", "Guaranteed rate of the class in bits per second.", "gauge"},
+	{"meshnode_shape_class_ceil_bits", "Ceiling of the class in bits per second.", "gauge"},
+	{"meshnode_shape_class_bytes_total", "Bytes sent by the class.", "counter"},
+	{"meshnode_shape_class_packets_total", "Packets sent by the class.", "counter"},
+	{"meshnode_shape_class_drops_total", "Packets dropped by the class.", "counter"},
+	{"meshnode_shape_class_overlimits_total", "Times the class waited for tokens.", "counter"},
+	{"meshnode_shape_class_backlog_bytes", "Bytes queued in the class.", "gauge"},
+}
+
+// classValues returns the values of classSeries for c.
+func classValues(c *ClassStatus) [len(classSeries)]float64 {
+	return [...]float64{float64(c.RateKbit) * 1000, float64(c.CeilKbit) * 1000, float64(c.Bytes),
+		float64(c.Packets), float64(c.Drops), float64(c.Overlimits), float64(c.Backlog)}
+}
+
 // WriteMetrics writes st in the Prometheus text exposition format
 // (version 0.0.4). Metric names start with meshnode_shape_.
 func WriteMetrics(w io.Writer, st Status) error {
-	type series struct {
-		name, help, typ string
-		val             func(ClassStatus) float64
-	}
-	classSeries := []series{
-		{"meshnode_shape_class_rate_bits", "Guaranteed rate of the class in bits per second.", "gauge",
-			func(c ClassStatus) float64 { return float64(c.RateKbit) * 1000 }},
-		{"meshnode_shape_class_ceil_bits", "Ceiling of the class in bits per second.", "gauge",
-			func(c ClassStatus) float64 { return float64(c.CeilKbit) * 1000 }},
-		{"meshnode_shape_class_bytes_total", "Bytes sent by the class.", "counter",
-			func(c ClassStatus) float64 { return float64(c.Bytes) }},
-		{"meshnode_shape_class_packets_total", "Packets sent by the class.", "counter",
-			func(c ClassStatus) float64 { return float64(c.Packets) }},
-		{"meshnode_shape_class_drops_total", "Packets dropped by the class.", "counter",
-			func(c ClassStatus) float64 { return float64(c.Drops) }},
-		{"meshnode_shape_class_overlimits_total", "Times the class waited for tokens.", "counter",
-			func(c ClassStatus) float64 { return float64(c.Overlimits) }},
-		{"meshnode_shape_class_backlog_bytes", "Bytes queued in the class.", "gauge",
-			func(c ClassStatus) float64 { return float64(c.Backlog) }},
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# HELP meshnode_shape_limit_bits Shaped rate of the direction in bits per second.\n# TYPE meshnode_shape_limit_bits gauge\n")
-	for _, l := range st.Links {
+	b.WriteString("# HELP meshnode_shape_limit_bits Shaped rate of the direction in bits per second.\n# TYPE meshnode_shape_limit_bits gauge\n")
+	for i := range st.Links {
+		l := &st.Links[i]
 		for _, t := range l.Trees {
 			fmt.Fprintf(&b, "meshnode_shape_limit_bits{device=%s,direction=%s,window=%s,leaf=%s} %d\n",
 				label(l.Device), label(t.Direction), label(l.Window), label(l.Leaf), t.LimitKbit*1000)
 		}
 	}
-	for _, sr := range classSeries {
+	for i, sr := range classSeries {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", sr.name, sr.help, sr.name, sr.typ)
-		for _, l := range st.Links {
+		for j := range st.Links {
+			l := &st.Links[j]
 			for _, t := range l.Trees {
-				for _, c := range t.Classes {
+				for k := range t.Classes {
+					c := &t.Classes[k]
 					fmt.Fprintf(&b, "%s{device=%s,direction=%s,class=%s} %g\n",
-						sr.name, label(l.Device), label(t.Direction), label(c.Name), sr.val(c))
+						sr.name, label(l.Device), label(t.Direction), label(c.Name), classValues(c)[i])
 				}
 			}
 		}
