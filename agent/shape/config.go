@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/uci"
 )
 
@@ -500,14 +501,6 @@ func (l *Link) wrap(option string, err error) error {
 	return l.errorf(option, "%v", err)
 }
 
-// fmtErrorf is fmt.Errorf kept out of line: since Go 1.26 fmt.Errorf
-// inlines, with an errors.New fallback, into each of dozens of callers.
-//
-//go:noinline
-func fmtErrorf(format string, args ...any) error {
-	return fmt.Errorf(format, args...)
-}
-
 // ifbName derives the IFB name as sqm-scripts does (ifb4 + device),
 // shortened to the kernel's 15-byte limit.
 func ifbName(dev string) string {
@@ -520,11 +513,11 @@ func ifbName(dev string) string {
 
 func checkIfName(s string) error {
 	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
-		return fmtErrorf("%q is not a valid interface name (1-15 characters)", s)
+		return errfmt.Errorf("%q is not a valid interface name (1-15 characters)", s)
 	}
 	for _, c := range []byte(s) {
 		if c <= ' ' || c == '/' || c == ':' || c >= 0x7f {
-			return fmtErrorf("%q is not a valid interface name", s)
+			return errfmt.Errorf("%q is not a valid interface name", s)
 		}
 	}
 	return nil

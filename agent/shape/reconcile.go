@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // The fingerprints below reduce kernel objects to the fields the shaper
@@ -90,7 +92,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 	if !fresh {
 		cur, err := k.Filters(ifindex, parent)
 		if err != nil {
-			return 0, fmtErrorf("read filters: %w", err)
+			return 0, errfmt.Errorf("read filters: %w", err)
 		}
 		have = byPrio(cur)
 		for _, f := range cur {
@@ -119,7 +121,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 			// The kernel wants the kind of what it deletes.
 			del := Filter{Ifindex: ifindex, Parent: parent, Prio: p, Kind: kinds[p]}
 			if err := k.DeleteFilter(&del); failed(err) {
-				return changes, fmtErrorf("delete filters at pref %d: %w", p, err)
+				return changes, errfmt.Errorf("delete filters at pref %d: %w", p, err)
 			}
 			changes++
 		}
@@ -128,7 +130,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 				continue
 			}
 			if err := k.AddFilter(&want[i]); err != nil {
-				return changes, fmtErrorf("add filter at pref %d (%s): %w", p, filterFP(want[i]), err)
+				return changes, errfmt.Errorf("add filter at pref %d (%s): %w", p, filterFP(want[i]), err)
 			}
 			changes++
 		}
@@ -190,7 +192,7 @@ func failed(err error) bool {
 func (s *Shaper) syncTree(t *tree, leaves []string) (int, string, error) {
 	n, kind, err := s.syncTreeOn(t, leaves)
 	if err != nil {
-		err = fmtErrorf("%s: %w", t.Dev, err)
+		err = errfmt.Errorf("%s: %w", t.Dev, err)
 	}
 	return n, kind, err
 }
@@ -199,7 +201,7 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 	k := s.k
 	qs, err := k.Qdiscs(t.Ifindex)
 	if err != nil {
-		return 0, "", fmtErrorf("read qdiscs: %w", err)
+		return 0, "", errfmt.Errorf("read qdiscs: %w", err)
 	}
 	changes := 0
 	fresh := true
@@ -214,14 +216,14 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 			// The kernel refuses to replace a qdisc by one of another kind
 			// under the same handle ("Invalid qdisc name"): remove it first.
 			if err := k.DeleteQdisc(q); failed(err) {
-				return 0, "", fmtErrorf("remove foreign root qdisc %s: %w", q.Kind, err)
+				return 0, "", errfmt.Errorf("remove foreign root qdisc %s: %w", q.Kind, err)
 			}
 			changes++
 		}
 	}
 	if fresh {
 		if err := k.ReplaceQdisc(&t.Root); err != nil {
-			return 0, "", fmtErrorf("install root htb: %w", err)
+			return 0, "", errfmt.Errorf("install root htb: %w", err)
 		}
 		changes++
 		qs = nil
@@ -230,7 +232,7 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 	if !fresh {
 		cs, err := k.Classes(t.Ifindex)
 		if err != nil {
-			return changes, "", fmtErrorf("read classes: %w", err)
+			return changes, "", errfmt.Errorf("read classes: %w", err)
 		}
 		for i := range cs {
 			have[cs[i].Handle] = classFP(cs[i])
@@ -242,7 +244,7 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 			continue
 		}
 		if err := k.ReplaceClass(c); err != nil {
-			return changes, "", fmtErrorf("set class %x: %w", c.Handle, err)
+			return changes, "", errfmt.Errorf("set class %x: %w", c.Handle, err)
 		}
 		changes++
 	}
@@ -268,7 +270,7 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 			if cur != nil && cur.Handle == want.Handle && cur.Kind != want.Kind {
 				// Same handle, other kind: the kernel will not replace it in place.
 				if err := k.DeleteQdisc(cur); failed(err) {
-					return changes, kind, fmtErrorf("remove leaf %s: %w", cur.Kind, err)
+					return changes, kind, errfmt.Errorf("remove leaf %s: %w", cur.Kind, err)
 				}
 				changes++
 				cur = nil
@@ -279,13 +281,13 @@ func (s *Shaper) syncTreeOn(t *tree, leaves []string) (int, string, error) {
 				break
 			}
 			if !unknownKind(err) {
-				return changes, kind, fmtErrorf("set leaf %s of class %x: %w", kind, classID(i), err)
+				return changes, kind, errfmt.Errorf("set leaf %s of class %x: %w", kind, classID(i), err)
 			}
 			s.leaves.unsupported[kind] = true
 			kind = s.leaves.first(leaves)
 		}
 		if kind == "" {
-			return changes, "", fmtErrorf("the kernel has none of the leaf qdiscs %s", strings.Join(leaves, ", "))
+			return changes, "", errfmt.Errorf("the kernel has none of the leaf qdiscs %s", strings.Join(leaves, ", "))
 		}
 	}
 	if kind != leaves[0] {
@@ -305,7 +307,7 @@ func (s *Shaper) syncIngress(dev LinkInfo, ifb LinkInfo) (int, error) {
 	k := s.k
 	qs, err := k.Qdiscs(dev.Index)
 	if err != nil {
-		return 0, fmtErrorf("%s: read qdiscs: %w", dev.Name, err)
+		return 0, errfmt.Errorf("%s: read qdiscs: %w", dev.Name, err)
 	}
 	changes := 0
 	fresh := true
@@ -317,13 +319,13 @@ func (s *Shaper) syncIngress(dev LinkInfo, ifb LinkInfo) (int, error) {
 	if fresh {
 		in := ingressQdisc(dev.Index)
 		if err := k.ReplaceQdisc(&in); err != nil {
-			return 0, fmtErrorf("%s: add ingress qdisc: %w", dev.Name, err)
+			return 0, errfmt.Errorf("%s: add ingress qdisc: %w", dev.Name, err)
 		}
 		changes++
 	}
 	n, err := syncFilters(k, dev.Index, ingressHandle, []Filter{redirectFilter(dev.Index, ifb.Index)}, fresh)
 	if err != nil {
-		return changes + n, fmtErrorf("%s: redirect to %s: %w", dev.Name, ifb.Name, err)
+		return changes + n, errfmt.Errorf("%s: redirect to %s: %w", dev.Name, ifb.Name, err)
 	}
 	return changes + n, nil
 }
@@ -349,7 +351,7 @@ func (s *Shaper) deleteQdiscs(dev string, match func(*Qdisc) bool, what string) 
 	for i := range qs {
 		if match(&qs[i]) {
 			if err := s.k.DeleteQdisc(&qs[i]); failed(err) {
-				errs.add(fmtErrorf("%s: delete %s qdisc: %w", dev, what, err))
+				errs.add(errfmt.Errorf("%s: delete %s qdisc: %w", dev, what, err))
 			}
 		}
 	}
@@ -368,7 +370,7 @@ func (s *Shaper) removeIngress(dev, ifb string) error {
 	if ifb != "" {
 		if li, err := s.k.Link(ifb); err == nil {
 			if err := s.k.DeleteLink(li.Index); err != nil {
-				errs.add(fmtErrorf("delete %s: %w", ifb, err))
+				errs.add(errfmt.Errorf("delete %s: %w", ifb, err))
 			}
 		} else if !errors.Is(err, ErrNoDevice) {
 			errs.add(err)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Clock is the shaper's time source; tests inject a fake to cross
@@ -172,7 +174,7 @@ func (s *Shaper) syncLink(l *Link, now time.Time) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmtErrorf("%s: %w", l.Device, err)
+		return 0, errfmt.Errorf("%s: %w", l.Device, err)
 	}
 	a := &applied{upload: l.Upload > 0, ifb: l.IFB, window: "default"}
 	w, ok := l.Active(now)
@@ -202,7 +204,7 @@ func (s *Shaper) syncLink(l *Link, now time.Time) (int, error) {
 			}
 		}
 		if err != nil {
-			errs.add(fmtErrorf("%s: %w", l.IFB, err))
+			errs.add(errfmt.Errorf("%s: %w", l.IFB, err))
 		} else {
 			n, err := s.syncDirection(a, l, true, ifb, down, dev.MTU)
 			changes += n

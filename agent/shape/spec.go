@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // maxKbit bounds every rate: 100 Gbit/s is beyond any router we ship to and
@@ -28,13 +30,13 @@ func ParseKbit(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmtErrorf("%q is not a rate in kbit/s (examples: 20000, 20mbit)", s)
+		return 0, errfmt.Errorf("%q is not a rate in kbit/s (examples: 20000, 20mbit)", s)
 	}
 	if n <= 0 {
-		return 0, fmtErrorf("rate must be above zero, got %d", n)
+		return 0, errfmt.Errorf("rate must be above zero, got %d", n)
 	}
 	if n > maxKbit/mult {
-		return 0, fmtErrorf("rate %d%s is above the 100 Gbit/s this shaper handles", n, unitName(mult))
+		return 0, errfmt.Errorf("rate %d%s is above the 100 Gbit/s this shaper handles", n, unitName(mult))
 	}
 	return n * mult, nil
 }
@@ -82,7 +84,7 @@ func parseShare(s string) (Share, error) {
 	if p, ok := strings.CutSuffix(t, "%"); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n <= 0 || n > 100 {
-			return Share{}, fmtErrorf("%q: a percentage must be 1%% to 100%%", s)
+			return Share{}, errfmt.Errorf("%q: a percentage must be 1%% to 100%%", s)
 		}
 		return Share{Percent: n}, nil
 	}
@@ -126,11 +128,11 @@ func (w Window) overlaps(o Window) bool {
 func parseWindow(s string) (Window, error) {
 	fields := strings.Fields(s)
 	if len(fields) < 2 {
-		return Window{}, fmtErrorf("%q: want \"HH:MM-HH:MM upload=RATE download=RATE\"", s)
+		return Window{}, errfmt.Errorf("%q: want \"HH:MM-HH:MM upload=RATE download=RATE\"", s)
 	}
 	from, to, ok := strings.Cut(fields[0], "-")
 	if !ok {
-		return Window{}, fmtErrorf("%q: time range must be HH:MM-HH:MM", fields[0])
+		return Window{}, errfmt.Errorf("%q: time range must be HH:MM-HH:MM", fields[0])
 	}
 	var w Window
 	var err error
@@ -141,16 +143,16 @@ func parseWindow(s string) (Window, error) {
 		return Window{}, err
 	}
 	if w.Start == w.End {
-		return Window{}, fmtErrorf("%q: start and end are equal; a window must be shorter than a day", fields[0])
+		return Window{}, errfmt.Errorf("%q: start and end are equal; a window must be shorter than a day", fields[0])
 	}
 	for _, f := range fields[1:] {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return Window{}, fmtErrorf("%q: want upload=RATE or download=RATE", f)
+			return Window{}, errfmt.Errorf("%q: want upload=RATE or download=RATE", f)
 		}
 		r, err := ParseKbit(v)
 		if err != nil {
-			return Window{}, fmtErrorf("%s: %w", k, err)
+			return Window{}, errfmt.Errorf("%s: %w", k, err)
 		}
 		switch k {
 		case "upload":
@@ -164,7 +166,7 @@ func parseWindow(s string) (Window, error) {
 			}
 			w.Download = r
 		default:
-			return Window{}, fmtErrorf("%q: unknown key (want upload or download)", k)
+			return Window{}, errfmt.Errorf("%q: unknown key (want upload or download)", k)
 		}
 	}
 	return w, nil
@@ -174,13 +176,13 @@ func parseWindow(s string) (Window, error) {
 func parseClock(s string) (int, error) {
 	h, m, ok := strings.Cut(s, ":")
 	if !ok || len(m) != 2 || len(h) < 1 || len(h) > 2 {
-		return 0, fmtErrorf("%q: time must be HH:MM", s)
+		return 0, errfmt.Errorf("%q: time must be HH:MM", s)
 	}
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
 	if err1 != nil || err2 != nil || h[0] == '+' || h[0] == '-' || m[0] == '+' || m[0] == '-' ||
 		hh < 0 || hh > 23 || mm < 0 || mm > 59 {
-		return 0, fmtErrorf("%q: time must be HH:MM between 00:00 and 23:59", s)
+		return 0, errfmt.Errorf("%q: time must be HH:MM between 00:00 and 23:59", s)
 	}
 	return hh*60 + mm, nil
 }
@@ -208,7 +210,7 @@ func parseDSCP(s string) (uint8, error) {
 	}
 	n, err := strconv.ParseUint(strings.ToLower(t), 0, 8)
 	if err != nil || n > 63 {
-		return 0, fmtErrorf("%q is not a DSCP name (EF, AF41, CS6, ...) or number 0-63", s)
+		return 0, errfmt.Errorf("%q is not a DSCP name (EF, AF41, CS6, ...) or number 0-63", s)
 	}
 	return uint8(n), nil
 }
@@ -271,27 +273,27 @@ func parsePort(s string) (PortSpec, error) {
 		case "udp":
 			p.Proto = ProtoUDP
 		default:
-			return PortSpec{}, fmtErrorf("%q: protocol must be tcp or udp", s)
+			return PortSpec{}, errfmt.Errorf("%q: protocol must be tcp or udp", s)
 		}
 		t = rest
 	}
 	from, to, isRange := strings.Cut(t, "-")
 	a, err := parsePortNum(from)
 	if err != nil {
-		return PortSpec{}, fmtErrorf("%q: %w", s, err)
+		return PortSpec{}, errfmt.Errorf("%q: %w", s, err)
 	}
 	b := a
 	if isRange {
 		if b, err = parsePortNum(to); err != nil {
-			return PortSpec{}, fmtErrorf("%q: %w", s, err)
+			return PortSpec{}, errfmt.Errorf("%q: %w", s, err)
 		}
 	}
 	if b < a {
-		return PortSpec{}, fmtErrorf("%q: range ends before it starts", s)
+		return PortSpec{}, errfmt.Errorf("%q: range ends before it starts", s)
 	}
 	p.From, p.To = a, b
 	if n := len(portMasks(a, b)); n > maxPortMasks {
-		return PortSpec{}, fmtErrorf("%q: range needs %d masks, more than %d; use an aligned range", s, n, maxPortMasks)
+		return PortSpec{}, errfmt.Errorf("%q: range needs %d masks, more than %d; use an aligned range", s, n, maxPortMasks)
 	}
 	return p, nil
 }
@@ -299,7 +301,7 @@ func parsePort(s string) (PortSpec, error) {
 func parsePortNum(s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 || s[0] == '+' {
-		return 0, fmtErrorf("%q is not a port 1-65535", s)
+		return 0, errfmt.Errorf("%q is not a port 1-65535", s)
 	}
 	return uint16(n), nil
 }
@@ -338,16 +340,16 @@ func parseMark(s string) (MarkSpec, error) {
 	v, m, hasMask := strings.Cut(strings.TrimSpace(s), "/")
 	val, err := strconv.ParseUint(v, 0, 32)
 	if err != nil {
-		return MarkSpec{}, fmtErrorf("%q: mark must be a number, optionally /mask", s)
+		return MarkSpec{}, errfmt.Errorf("%q: mark must be a number, optionally /mask", s)
 	}
 	mask := uint64(0xffffffff)
 	if hasMask {
 		if mask, err = strconv.ParseUint(m, 0, 32); err != nil {
-			return MarkSpec{}, fmtErrorf("%q: mask must be a number", s)
+			return MarkSpec{}, errfmt.Errorf("%q: mask must be a number", s)
 		}
 	}
 	if mask == 0 || val == 0 || val&^mask != 0 {
-		return MarkSpec{}, fmtErrorf("%q: value must be non-zero and inside the mask", s)
+		return MarkSpec{}, errfmt.Errorf("%q: value must be non-zero and inside the mask", s)
 	}
 	return MarkSpec{Val: uint32(val), Mask: uint32(mask)}, nil
 }
