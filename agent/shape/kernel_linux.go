@@ -9,94 +9,47 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
+	"github.com/meshnode/meshnode/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
 
-// NetlinkKernel is the Kernel of a network namespace, over rtnetlink:
-// vishvananda/netlink's nl package (linked in by Nebula already) carries
-// the messages that tcmsg.go encodes and decodes.
+// NetlinkKernel is the Kernel of a network namespace, over rtnetlink
+// (internal/rtnl); tcmsg.go encodes and decodes the messages.
 type NetlinkKernel struct {
-	netns   int
-	sockets map[int]*nl.SocketHandle // what nl.NetlinkRequest wants for a socket of our own
-}
-
-// nsHandle maps the netns file descriptor (0: ours) to nl's notation.
-func nsHandle(fd int) netns.NsHandle {
-	if fd == 0 {
-		return netns.None()
-	}
-	return netns.NsHandle(fd)
+	netns int
+	c     *rtnl.Conn
 }
 
 // OpenKernel opens an rtnetlink socket in the network namespace whose file
 // descriptor is netns (0: the caller's namespace).
 func OpenKernel(netns int) (*NetlinkKernel, error) {
-	s, err := nl.GetNetlinkSocketAt(nsHandle(netns), nsHandle(0), unix.NETLINK_ROUTE)
+	c, err := rtnl.Open(netns)
 	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink: %w", err)
+		return nil, err
 	}
-	// Extended acks turn EINVAL into the kernel's own explanation, which
-	// Execute appends to the errno.
-	_ = s.SetExtAck(true)
-	// A lost reply must not hold the reconcile loop (and its lock) forever.
-	timeout := unix.Timeval{Sec: 10}
-	_ = s.SetSendTimeout(&timeout)
-	_ = s.SetReceiveTimeout(&timeout)
-	return &NetlinkKernel{netns: netns, sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
+	return &NetlinkKernel{netns: netns, c: c}, nil
 }
 
 // Close closes the socket.
-func (k *NetlinkKernel) Close() error {
-	k.sockets[unix.NETLINK_ROUTE].Close()
-	return nil
-}
-
-// request sends one message and returns the bodies of the replies of
-// type reply (0: none expected beyond the acknowledgement).
-func (k *NetlinkKernel) request(typ uint16, flags int, body []byte, reply uint16) ([][]byte, error) {
-	req := nl.NewNetlinkRequest(int(typ), flags)
-	req.Sockets = k.sockets
-	req.AddRawData(body)
-	return req.Execute(unix.NETLINK_ROUTE, reply)
-}
+func (k *NetlinkKernel) Close() error { return rtnl.Close(k.c) }
 
 // change sends a request that modifies the kernel and waits for its
 // acknowledgement.
-func (k *NetlinkKernel) change(typ uint16, flags int, body []byte) error {
-	_, err := k.request(typ, flags|unix.NLM_F_ACK, body, 0)
+func (k *NetlinkKernel) change(typ, flags uint16, body []byte) error {
+	_, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, typ, flags|unix.NLM_F_ACK, body, 0)
 	return err
 }
 
-// dump reads a table, starting over if it changed while being read.
+// dump reads a table.
 func (k *NetlinkKernel) dump(typ uint16, body []byte, reply uint16) ([][]byte, error) {
-	for range 3 {
-		msgs, err := k.request(typ, unix.NLM_F_DUMP, body, reply)
-		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			return msgs, err
-		}
-	}
-	return nil, nl.ErrDumpInterrupted
+	return rtnl.Do(k.c, unix.NETLINK_ROUTE, typ, unix.NLM_F_DUMP, body, reply)
 }
 
 // Link implements Kernel.
 func (k *NetlinkKernel) Link(name string) (LinkInfo, error) {
-	m := newIfinfomsg(0, 0, 0)
-	m.str(iflaIfname, name)
-	msgs, err := k.request(unix.RTM_GETLINK, 0, m.b, unix.RTM_NEWLINK)
-	if errors.Is(err, unix.ENODEV) {
-		return LinkInfo{}, fmt.Errorf("%s: %w", name, ErrNoDevice)
-	}
-	if err != nil {
-		return LinkInfo{}, fmt.Errorf("look up %s: %w", name, err)
-	}
-	if len(msgs) != 1 {
-		return LinkInfo{}, fmt.Errorf("look up %s: %d replies", name, len(msgs))
-	}
-	return decodeLink(msgs[0])
+	l, err := rtnl.LinkByName(k.c, name, ErrNoDevice)
+	return linkInfo(l), err
 }
 
 // LinkSpeed implements Kernel. sysfs shows the namespace it was mounted
@@ -119,11 +72,11 @@ func (k *NetlinkKernel) LinkSpeed(name string) int64 {
 // AddIFB implements Kernel.
 func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 	m := newIfinfomsg(0, 0, 0)
-	m.str(iflaIfname, name)
-	n := m.nest(iflaLinkinfo)
-	m.str(iflaInfoKind, "ifb")
-	m.end(n)
-	err := k.change(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m.b)
+	m.Str(rtnl.IflaIfname, name)
+	n := m.Nest(iflaLinkinfo)
+	m.Str(iflaInfoKind, "ifb")
+	m.End(n)
+	err := k.change(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return LinkInfo{}, fmt.Errorf("create ifb %s: %w", name, err)
 	}
@@ -132,7 +85,7 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 		return LinkInfo{}, err
 	}
 	if !li.Up {
-		if err := k.change(unix.RTM_NEWLINK, 0, newIfinfomsg(li.Index, unix.IFF_UP, unix.IFF_UP).b); err != nil {
+		if err := k.change(unix.RTM_NEWLINK, 0, newIfinfomsg(li.Index, unix.IFF_UP, unix.IFF_UP)); err != nil {
 			return LinkInfo{}, fmt.Errorf("set ifb %s up: %w", name, err)
 		}
 		li.Up = true
@@ -142,12 +95,12 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 
 // DeleteLink implements Kernel.
 func (k *NetlinkKernel) DeleteLink(index uint32) error {
-	return k.change(unix.RTM_DELLINK, 0, newIfinfomsg(index, 0, 0).b)
+	return k.change(unix.RTM_DELLINK, 0, newIfinfomsg(index, 0, 0))
 }
 
 // Qdiscs implements Kernel.
 func (k *NetlinkKernel) Qdiscs(ifindex uint32) ([]Qdisc, error) {
-	msgs, err := k.dump(unix.RTM_GETQDISC, newTcmsg(ifindex, 0, 0, 0).b, unix.RTM_NEWQDISC)
+	msgs, err := k.dump(unix.RTM_GETQDISC, newTcmsg(ifindex, 0, 0, 0), unix.RTM_NEWQDISC)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +121,7 @@ func (k *NetlinkKernel) Qdiscs(ifindex uint32) ([]Qdisc, error) {
 
 // Classes implements Kernel.
 func (k *NetlinkKernel) Classes(ifindex uint32) ([]TCClass, error) {
-	msgs, err := k.dump(unix.RTM_GETTCLASS, newTcmsg(ifindex, 0, 0, 0).b, unix.RTM_NEWTCLASS)
+	msgs, err := k.dump(unix.RTM_GETTCLASS, newTcmsg(ifindex, 0, 0, 0), unix.RTM_NEWTCLASS)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +138,7 @@ func (k *NetlinkKernel) Classes(ifindex uint32) ([]TCClass, error) {
 
 // Filters implements Kernel.
 func (k *NetlinkKernel) Filters(ifindex, parent uint32) ([]Filter, error) {
-	msgs, err := k.dump(unix.RTM_GETTFILTER, newTcmsg(ifindex, 0, parent, 0).b, unix.RTM_NEWTFILTER)
+	msgs, err := k.dump(unix.RTM_GETTFILTER, newTcmsg(ifindex, 0, parent, 0), unix.RTM_NEWTFILTER)
 	if err != nil {
 		return nil, err
 	}
@@ -232,58 +185,40 @@ func (k *NetlinkKernel) DeleteFilter(f *Filter) error {
 
 // Events implements Kernel: one socket joined to the link and tc groups.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	s, err := nl.SubscribeAt(nsHandle(k.netns), nsHandle(0), unix.NETLINK_ROUTE, unix.RTNLGRP_LINK, unix.RTNLGRP_TC)
-	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink events: %w", err)
-	}
+	// The same few lines in agent/shape and agent/wan: a generic version
+	// in rtnl costs more flash (one copy per event type anyway, plus its
+	// equality functions).
 	ch := make(chan Event, 64)
-	go func() {
-		<-ctx.Done()
-		s.Close() // unblocks Receive below
-	}()
-	go func() {
-		defer close(ch)
-		send := func(ev Event) bool {
-			select {
-			case ch <- ev:
-				return true
-			case <-ctx.Done():
-				return false
-			}
+	send := func(typ uint16, data []byte) bool {
+		if typ == rtnl.Ended {
+			close(ch)
+			return false
 		}
-		for {
-			msgs, _, err := s.Receive()
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				// ENOBUFS: the kernel dropped events; the caller resyncs.
-				if !send(Event{Kind: EventsLost}) {
-					return
-				}
-				if !errors.Is(err, unix.ENOBUFS) {
-					select { // a broken socket must not spin
-					case <-time.After(time.Second):
-					case <-ctx.Done():
-						return
-					}
-				}
-				continue
-			}
-			for _, m := range msgs {
-				if ev, ok := decodeEvent(m.Header.Type, m.Data); ok && !send(ev) {
-					return
-				}
-			}
+		ev, ok := decodeEvent(typ, data)
+		if !ok {
+			return true
 		}
-	}()
+		select {
+		case ch <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	err := rtnl.Listen(ctx, k.c, send, unix.RTNLGRP_LINK, unix.RTNLGRP_TC)
+	if err != nil {
+		return nil, err
+	}
 	return ch, nil
 }
 
-// decodeEvent turns a multicast message into an Event; ok is false for
-// messages the shaper ignores (new qdiscs, classes, filters, addresses).
+// decodeEvent turns a multicast message into an Event (rtnl.Lost: events
+// were lost); ok is false for messages the shaper ignores (new qdiscs,
+// classes, filters, addresses).
 func decodeEvent(typ uint16, data []byte) (Event, bool) {
 	switch typ {
+	case rtnl.Lost:
+		return Event{Kind: EventsLost}, true
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
 		li, err := decodeLink(data)
 		if err != nil {

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/meshnode/meshnode/internal/rtnl"
 )
 
 // The rtnetlink traffic control codec: struct tcmsg followed by
@@ -39,23 +40,20 @@ const (
 	statsQueue = 3
 	statsPkt64 = 8
 
-	iflaIfname   = 3 // IFLA_*
-	iflaMTU      = 4
-	iflaLinkinfo = 18
+	iflaLinkinfo = 18 // IFLA_*
 	iflaInfoKind = 1
 )
 
 // Sizes of the fixed structures.
 const (
-	sizeTcmsg     = 20 // struct tcmsg
-	sizeIfinfomsg = 16 // struct ifinfomsg
-	sizeHTBOpt    = 44 // struct tc_htb_opt
-	sizeHTBGlob   = 20 // struct tc_htb_glob
-	sizeU32Sel    = 16 // struct tc_u32_sel without keys
-	sizeU32Key    = 16 // struct tc_u32_key
-	sizeU32Mark   = 12 // struct tc_u32_mark
-	sizeMirred    = 28 // struct tc_mirred
-	sizeSfqQopt   = 20 // struct tc_sfq_qopt
+	sizeTcmsg   = 20 // struct tcmsg
+	sizeHTBOpt  = 44 // struct tc_htb_opt
+	sizeHTBGlob = 20 // struct tc_htb_glob
+	sizeU32Sel  = 16 // struct tc_u32_sel without keys
+	sizeU32Key  = 16 // struct tc_u32_key
+	sizeU32Mark = 12 // struct tc_u32_mark
+	sizeMirred  = 28 // struct tc_mirred
+	sizeSfqQopt = 20 // struct tc_sfq_qopt
 )
 
 // Other kernel constants.
@@ -66,8 +64,6 @@ const (
 	tcEgressRedir = 1          // TCA_EGRESS_REDIR
 	u32Terminal   = 1          // TC_U32_TERMINAL
 	htbVersion    = 3          // TC_HTB_PROTOVER
-	nlaNested     = 0x8000     // NLA_F_NESTED
-	nlaTypeMask   = 0x3fff     // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
 	kindMax       = 15         // TCKINDSIZ less the NUL
 	actMaxPrio    = 32         // TCA_ACT_MAX_PRIO
 )
@@ -80,17 +76,8 @@ func be16(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// words lays out a C struct made of 32-bit host-order fields.
-func words(v ...uint32) []byte {
-	b := make([]byte, 0, 4*len(v))
-	for _, w := range v {
-		b = binary.NativeEndian.AppendUint32(b, w)
-	}
-	return b
-}
-
 func u16at(b []byte, off int) uint16 { return binary.NativeEndian.Uint16(b[off:]) }
-func u32at(b []byte, off int) uint32 { return binary.NativeEndian.Uint32(b[off:]) }
+func u32at(b []byte, off int) uint32 { return rtnl.U32(b, off) }
 
 // fmtHandle prints a handle as tc(8) does, major:minor in hex.
 func fmtHandle(h uint32) string {
@@ -103,45 +90,15 @@ func fmtHandle(h uint32) string {
 	return fmt.Sprintf("%x:%x", h>>16, h&0xffff)
 }
 
-// msg builds a netlink message body.
-type msg struct{ b []byte }
-
 // newTcmsg starts a message with struct tcmsg (family AF_UNSPEC).
-func newTcmsg(ifindex, handle, parent, info uint32) *msg {
-	return &msg{b: words(0, ifindex, handle, parent, info)}
+func newTcmsg(ifindex, handle, parent, info uint32) rtnl.Msg {
+	return rtnl.Words(0, ifindex, handle, parent, info)
 }
 
 // newIfinfomsg starts a message with struct ifinfomsg (family AF_UNSPEC).
-func newIfinfomsg(index, flags, change uint32) *msg {
-	return &msg{b: words(0, index, flags, change)}
+func newIfinfomsg(index, flags, change uint32) rtnl.Msg {
+	return rtnl.Words(0, index, flags, change)
 }
-
-// attr appends an attribute holding v, padded to 4 bytes. Not inlined:
-// it is called often, and the binary's size on routers matters more.
-//
-//go:noinline
-func (m *msg) attr(typ uint16, v []byte) {
-	m.b = binary.NativeEndian.AppendUint16(m.b, uint16(4+len(v)))
-	m.b = binary.NativeEndian.AppendUint16(m.b, typ)
-	m.b = append(m.b, v...)
-	for len(m.b)%4 != 0 {
-		m.b = append(m.b, 0)
-	}
-}
-
-func (m *msg) u32(typ uint16, v uint32) { m.attr(typ, words(v)) }
-func (m *msg) u64(typ uint16, v uint64) { m.attr(typ, binary.NativeEndian.AppendUint64(nil, v)) }
-func (m *msg) str(typ uint16, s string) { m.attr(typ, append([]byte(s), 0)) }
-
-// nest opens a nested attribute; end closes it.
-func (m *msg) nest(typ uint16) int {
-	at := len(m.b)
-	m.b = binary.NativeEndian.AppendUint16(m.b, 0)
-	m.b = binary.NativeEndian.AppendUint16(m.b, typ|nlaNested)
-	return at
-}
-
-func (m *msg) end(at int) { binary.NativeEndian.PutUint16(m.b[at:], uint16(len(m.b)-at)) }
 
 // encodeDelete is the body of RTM_DELQDISC, RTM_DELTCLASS or
 // RTM_DELTFILTER: the object's address, and its kind if known, which the
@@ -149,40 +106,40 @@ func (m *msg) end(at int) { binary.NativeEndian.PutUint16(m.b[at:], uint16(len(m
 func encodeDelete(ifindex, handle, parent, info uint32, kind string) []byte {
 	m := newTcmsg(ifindex, handle, parent, info)
 	if kind != "" {
-		m.str(tcaKind, kind)
+		m.Str(tcaKind, kind)
 	}
-	return m.b
+	return m
 }
 
 // encodeQdisc is the body of RTM_NEWQDISC.
 func encodeQdisc(q *Qdisc) []byte {
 	m := newTcmsg(q.Ifindex, q.Handle, q.Parent, 0)
-	m.str(tcaKind, q.Kind)
+	m.Str(tcaKind, q.Kind)
 	switch q.Kind {
 	case "htb":
 		// struct tc_htb_glob; rate2quantum is tc's default, and moot as
 		// every class sets its quantum.
-		n := m.nest(tcaOptions)
-		m.attr(htbInit, words(htbVersion, 10, q.Defcls, 0, 0))
-		m.end(n)
+		n := m.Nest(tcaOptions)
+		m.Attr(htbInit, rtnl.Words(htbVersion, 10, q.Defcls, 0, 0))
+		m.End(n)
 	case "fq_codel":
 		if q.Limit != 0 {
-			n := m.nest(tcaOptions)
-			m.u32(fqCodelLimit, q.Limit)
-			m.end(n)
+			n := m.Nest(tcaOptions)
+			m.U32(fqCodelLimit, q.Limit)
+			m.End(n)
 		}
 	case "cake":
 		// Base rate 0 is unlimited: HTB above does the rate limiting.
-		n := m.nest(tcaOptions)
-		m.u64(cakeBaseRate, 0)
-		m.end(n)
+		n := m.Nest(tcaOptions)
+		m.U64(cakeBaseRate, 0)
+		m.End(n)
 	case "sfq":
 		// struct tc_sfq_qopt, not nested; zeros keep the kernel's defaults
-		m.attr(tcaOptions, words(0, uint32(q.Perturb), 0, 0, 0))
+		m.Attr(tcaOptions, rtnl.Words(0, uint32(q.Perturb), 0, 0, 0))
 	case "pfifo", "bfifo":
-		m.u32(tcaOptions, q.Limit) // struct tc_fifo_qopt, not nested
+		m.U32(tcaOptions, q.Limit) // struct tc_fifo_qopt, not nested
 	}
-	return m.b
+	return m
 }
 
 // appendRatespec appends struct tc_ratespec: cell_log, linklayer,
@@ -198,26 +155,26 @@ func appendRatespec(b []byte, r RateSpec) []byte {
 // encodeClass is the body of RTM_NEWTCLASS.
 func encodeClass(c *TCClass) []byte {
 	m := newTcmsg(c.Ifindex, c.Handle, c.Parent, 0)
-	m.str(tcaKind, c.Kind)
+	m.Str(tcaKind, c.Kind)
 	if c.Kind != "htb" {
-		return m.b
+		return m
 	}
 	h := c.HTB
 	// struct tc_htb_opt: rate, ceil, buffer, cbuffer, quantum, level, prio
 	o := appendRatespec(appendRatespec(make([]byte, 0, sizeHTBOpt), h.Rate), h.Ceil)
-	o = append(o, words(h.Buffer, h.Cbuffer, h.Quantum, 0, h.Prio)...)
-	n := m.nest(tcaOptions)
-	m.attr(htbParms, o)
+	o = append(o, rtnl.Words(h.Buffer, h.Cbuffer, h.Quantum, 0, h.Prio)...)
+	n := m.Nest(tcaOptions)
+	m.Attr(htbParms, o)
 	// The 32-bit fields saturate at 34 Gbit/s; the kernel takes the
 	// larger of them and the 64-bit attribute.
 	if h.Rate.Rate >= 1<<32 {
-		m.u64(htbRate64, h.Rate.Rate)
+		m.U64(htbRate64, h.Rate.Rate)
 	}
 	if h.Ceil.Rate >= 1<<32 {
-		m.u64(htbCeil64, h.Ceil.Rate)
+		m.U64(htbCeil64, h.Ceil.Rate)
 	}
-	m.end(n)
-	return m.b
+	m.End(n)
+	return m
 }
 
 // filterInfo is tcm_info of a filter: priority and protocol.
@@ -226,14 +183,14 @@ func filterInfo(f *Filter) uint32 { return uint32(f.Prio)<<16 | uint32(be16(f.Pr
 // encodeFilter is the body of RTM_NEWTFILTER.
 func encodeFilter(f *Filter) []byte {
 	m := newTcmsg(f.Ifindex, f.Handle, f.Parent, filterInfo(f))
-	m.str(tcaKind, f.Kind)
+	m.Str(tcaKind, f.Kind)
 	u := f.U32
 	if f.Kind != "u32" || u == nil {
-		return m.b
+		return m
 	}
-	n := m.nest(tcaOptions)
+	n := m.Nest(tcaOptions)
 	if u.ClassID != 0 {
-		m.u32(u32ClassID, u.ClassID)
+		m.U32(u32ClassID, u.ClassID)
 	}
 	sel := make([]byte, sizeU32Sel, sizeU32Sel+sizeU32Key*len(u.Keys))
 	sel[0] = u32Terminal
@@ -241,77 +198,37 @@ func encodeFilter(f *Filter) []byte {
 	for _, k := range u.Keys {
 		sel = binary.BigEndian.AppendUint32(sel, k.Mask)
 		sel = binary.BigEndian.AppendUint32(sel, k.Val)
-		sel = append(sel, words(uint32(k.Off), 0)...) // off, offmask
+		sel = append(sel, rtnl.Words(uint32(k.Off), 0)...) // off, offmask
 	}
-	m.attr(u32Sel, sel)
+	m.Attr(u32Sel, sel)
 	if u.Mark != (U32Mark{}) {
-		m.attr(u32Mark, words(u.Mark.Val, u.Mark.Mask, 0)) // struct tc_u32_mark
+		m.Attr(u32Mark, rtnl.Words(u.Mark.Val, u.Mark.Mask, 0)) // struct tc_u32_mark
 	}
 	if len(u.Actions) > 0 {
-		acts := m.nest(u32Act)
+		acts := m.Nest(u32Act)
 		for i, a := range u.Actions {
-			an := m.nest(uint16(i + 1)) // the position is the action's order
-			m.str(actKind, a.Kind)
+			an := m.Nest(uint16(i + 1)) // the position is the action's order
+			m.Str(actKind, a.Kind)
 			if a.Kind == "mirred" {
 				// struct tc_mirred: tc_gen's index, capab, action, refcnt,
 				// bindcnt, then eaction and ifindex.
-				on := m.nest(actOptions)
-				m.attr(mirredParm, words(0, 0, uint32(a.Verdict), 0, 0, uint32(a.Eaction), a.Ifindex))
-				m.end(on)
+				on := m.Nest(actOptions)
+				m.Attr(mirredParm, rtnl.Words(0, 0, uint32(a.Verdict), 0, 0, uint32(a.Eaction), a.Ifindex))
+				m.End(on)
 			}
-			m.end(an)
+			m.End(an)
 		}
-		m.end(acts)
+		m.End(acts)
 	}
-	m.end(n)
-	return m.b
+	m.End(n)
+	return m
 }
-
-// attrs iterates over netlink attributes, stopping with an error at the
-// first one that does not fit.
-type attrs struct {
-	b   []byte
-	typ uint16
-	val []byte
-	err error
-}
-
-func (a *attrs) next() bool {
-	if a.err != nil || len(a.b) == 0 {
-		return false
-	}
-	if len(a.b) < 4 {
-		a.err = fmt.Errorf("%d stray bytes after the attributes", len(a.b))
-		return false
-	}
-	l := int(u16at(a.b, 0))
-	a.typ = u16at(a.b, 2) & nlaTypeMask
-	if l < 4 || l > len(a.b) {
-		a.err = fmt.Errorf("attribute %d: length %d, %d bytes left", a.typ, l, len(a.b))
-		return false
-	}
-	a.val = a.b[4:l]
-	a.b = a.b[min((l+3)&^3, len(a.b)):]
-	return true
-}
-
-// need fails unless the current attribute holds at least n bytes.
-func (a *attrs) need(n int) bool {
-	if len(a.val) < n {
-		a.err = fmt.Errorf("attribute %d: %d bytes, want %d", a.typ, len(a.val), n)
-		return false
-	}
-	return true
-}
-
-func (a *attrs) u32() uint32 { return u32at(a.val, 0) }
-func (a *attrs) u64() uint64 { return binary.NativeEndian.Uint64(a.val) }
 
 // kind reads a TCA_KIND string.
-func (a *attrs) kind() string {
-	s, _, _ := strings.Cut(string(a.val), "\x00")
+func kind(a *rtnl.Attrs) string {
+	s := a.Str()
 	if len(s) > kindMax {
-		a.err = fmt.Errorf("kind %.20q longer than %d bytes", s, kindMax)
+		a.Err = fmt.Errorf("kind %.20q longer than %d bytes", s, kindMax)
 		return ""
 	}
 	return s
@@ -330,33 +247,34 @@ func decodeHead(what string, b []byte) (tcHead, error) {
 		return h, fmt.Errorf("%s: %d bytes, shorter than struct tcmsg", what, len(b))
 	}
 	h.ifindex, h.handle, h.parent, h.info = u32at(b, 4), u32at(b, 8), u32at(b, 12), u32at(b, 16)
-	a := attrs{b: b[sizeTcmsg:]}
-	for a.next() {
-		switch a.typ {
+	a := rtnl.Parse(b[sizeTcmsg:])
+	for a.Next() {
+		switch a.Type {
 		case tcaKind:
-			h.kind = a.kind()
+			h.kind = kind(&a)
 		case tcaOptions:
-			h.options = a.val
+			h.options = a.Val
 		case tcaStats2:
-			h.stats2 = a.val
+			h.stats2 = a.Val
 		}
 	}
-	if a.err == nil && h.kind == "" {
-		a.err = errors.New("no kind")
+	if a.Err == nil && h.kind == "" {
+		a.Err = errors.New("no kind")
 	}
-	if a.err != nil {
-		return h, h.wrap(what, a.err)
+	if a.Err != nil {
+		return h, h.wrap(what, "", a.Err)
 	}
 	return h, nil
 }
 
-// wrap names the object an error is about.
-func (h tcHead) wrap(what string, err error) error {
+// wrap names the object an error is about, and the part of it (with a
+// trailing ": ") if any.
+func (h tcHead) wrap(what, part string, err error) error {
 	k := ""
 	if h.kind != "" {
 		k = " " + h.kind
 	}
-	return fmt.Errorf("%s%s %s parent %s on ifindex %d: %w", what, k, fmtHandle(h.handle), fmtHandle(h.parent), h.ifindex, err)
+	return fmt.Errorf("%s%s %s parent %s on ifindex %d: %s%w", what, k, fmtHandle(h.handle), fmtHandle(h.parent), h.ifindex, part, err)
 }
 
 // decodeQdisc decodes an RTM_NEWQDISC body.
@@ -366,18 +284,18 @@ func decodeQdisc(b []byte) (Qdisc, error) {
 	if err != nil {
 		return q, err
 	}
-	a := attrs{b: h.options}
+	a := rtnl.Parse(h.options)
 	switch q.Kind {
 	case "htb":
-		for a.next() {
-			if a.typ == htbInit && a.need(sizeHTBGlob) {
-				q.Defcls = u32at(a.val, 8)
+		for a.Next() {
+			if a.Type == htbInit && a.Need(sizeHTBGlob) {
+				q.Defcls = u32at(a.Val, 8)
 			}
 		}
 	case "fq_codel":
-		for a.next() {
-			if a.typ == fqCodelLimit && a.need(4) {
-				q.Limit = a.u32()
+		for a.Next() {
+			if a.Type == fqCodelLimit && a.Need(4) {
+				q.Limit = a.U32()
 			}
 		}
 	case "sfq":
@@ -385,18 +303,18 @@ func decodeQdisc(b []byte) (Qdisc, error) {
 		if len(h.options) >= sizeSfqQopt {
 			q.Perturb = int32(u32at(h.options, 4))
 		} else if len(h.options) > 0 {
-			a.err = fmt.Errorf("%d bytes, want %d", len(h.options), sizeSfqQopt)
+			a.Err = fmt.Errorf("%d bytes, want %d", len(h.options), sizeSfqQopt)
 		}
 	case "pfifo", "bfifo":
 		// struct tc_fifo_qopt, not nested
 		if len(h.options) >= 4 {
 			q.Limit = u32at(h.options, 0)
 		} else if len(h.options) > 0 {
-			a.err = fmt.Errorf("%d bytes, want 4", len(h.options))
+			a.Err = fmt.Errorf("%d bytes, want 4", len(h.options))
 		}
 	}
-	if a.err != nil {
-		return q, h.wrap("qdisc", fmt.Errorf("options: %w", a.err))
+	if a.Err != nil {
+		return q, h.wrap("qdisc", "options: ", a.Err)
 	}
 	return q, nil
 }
@@ -412,19 +330,19 @@ func decodeClass(b []byte) (TCClass, error) {
 	if err != nil {
 		return c, err
 	}
-	a := attrs{b: h.options}
+	a := rtnl.Parse(h.options)
 	if c.Kind == "htb" {
 		var r64, c64 uint64
-		for a.next() {
+		for a.Next() {
 			switch {
-			case a.typ == htbParms && a.need(sizeHTBOpt):
-				o := a.val
+			case a.Type == htbParms && a.Need(sizeHTBOpt):
+				o := a.Val
 				c.HTB = HTBClass{Rate: ratespec(o[0:]), Ceil: ratespec(o[12:]), Buffer: u32at(o, 24),
 					Cbuffer: u32at(o, 28), Quantum: u32at(o, 32), Prio: u32at(o, 40)}
-			case a.typ == htbRate64 && a.need(8):
-				r64 = a.u64()
-			case a.typ == htbCeil64 && a.need(8):
-				c64 = a.u64()
+			case a.Type == htbRate64 && a.Need(8):
+				r64 = a.U64()
+			case a.Type == htbCeil64 && a.Need(8):
+				c64 = a.U64()
 			}
 		}
 		// The kernel sends the 64-bit rates only when the 32-bit ones saturate.
@@ -435,28 +353,28 @@ func decodeClass(b []byte) (TCClass, error) {
 			c.HTB.Ceil.Rate = c64
 		}
 	}
-	if a.err != nil {
-		return c, h.wrap("class", fmt.Errorf("options: %w", a.err))
+	if a.Err != nil {
+		return c, h.wrap("class", "options: ", a.Err)
 	}
-	s := attrs{b: h.stats2}
+	s := rtnl.Parse(h.stats2)
 	var pkt64 uint64
-	for s.next() {
+	for s.Next() {
 		switch {
-		case s.typ == statsBasic && s.need(12): // struct gnet_stats_basic
-			c.Stats.Bytes, c.Stats.Packets = s.u64(), uint64(u32at(s.val, 8))
-		case s.typ == statsQueue && s.need(20): // struct gnet_stats_queue
-			v := s.val
+		case s.Type == statsBasic && s.Need(12): // struct gnet_stats_basic
+			c.Stats.Bytes, c.Stats.Packets = s.U64(), uint64(u32at(s.Val, 8))
+		case s.Type == statsQueue && s.Need(20): // struct gnet_stats_queue
+			v := s.Val
 			c.Stats.Qlen, c.Stats.Backlog = u32at(v, 0), u32at(v, 4)
 			c.Stats.Drops, c.Stats.Overlimits = u32at(v, 8), u32at(v, 16)
-		case s.typ == statsPkt64 && s.need(8):
-			pkt64 = s.u64() // the full count where the basic one wraps at 2^32
+		case s.Type == statsPkt64 && s.Need(8):
+			pkt64 = s.U64() // the full count where the basic one wraps at 2^32
 		}
 	}
 	if pkt64 != 0 {
 		c.Stats.Packets = pkt64
 	}
-	if s.err != nil {
-		return c, h.wrap("class", fmt.Errorf("statistics: %w", s.err))
+	if s.Err != nil {
+		return c, h.wrap("class", "statistics: ", s.Err)
 	}
 	return c, nil
 }
@@ -474,30 +392,30 @@ func decodeFilter(b []byte) (Filter, error) {
 	}
 	var u U32
 	sel := false
-	a := attrs{b: h.options}
-	for a.next() {
+	a := rtnl.Parse(h.options)
+	for a.Next() {
 		switch {
-		case a.typ == u32ClassID && a.need(4):
-			u.ClassID = a.u32()
-		case a.typ == u32Sel && a.need(sizeU32Sel):
-			n := int(a.val[2])
-			if !a.need(sizeU32Sel + n*sizeU32Key) {
+		case a.Type == u32ClassID && a.Need(4):
+			u.ClassID = a.U32()
+		case a.Type == u32Sel && a.Need(sizeU32Sel):
+			n := int(a.Val[2])
+			if !a.Need(sizeU32Sel + n*sizeU32Key) {
 				break
 			}
 			sel, u.Keys = true, nil
 			for i := range n {
-				k := a.val[sizeU32Sel+i*sizeU32Key:]
+				k := a.Val[sizeU32Sel+i*sizeU32Key:]
 				u.Keys = append(u.Keys, U32Key{Mask: binary.BigEndian.Uint32(k),
 					Val: binary.BigEndian.Uint32(k[4:]), Off: int32(u32at(k, 8))})
 			}
-		case a.typ == u32Mark && a.need(sizeU32Mark):
-			u.Mark = U32Mark{Val: a.u32(), Mask: u32at(a.val, 4)}
-		case a.typ == u32Act:
-			u.Actions, a.err = decodeActions(a.val)
+		case a.Type == u32Mark && a.Need(sizeU32Mark):
+			u.Mark = U32Mark{Val: a.U32(), Mask: u32at(a.Val, 4)}
+		case a.Type == u32Act:
+			u.Actions, a.Err = decodeActions(a.Val)
 		}
 	}
-	if a.err != nil {
-		return f, h.wrap("filter", fmt.Errorf("options: %w", a.err))
+	if a.Err != nil {
+		return f, h.wrap("filter", "options: ", a.Err)
 	}
 	if sel {
 		f.U32 = &u
@@ -508,60 +426,49 @@ func decodeFilter(b []byte) (Filter, error) {
 // decodeActions decodes a TCA_U32_ACT list, in the order given.
 func decodeActions(b []byte) ([]Action, error) {
 	var out []Action
-	l := attrs{b: b}
-	for l.next() {
+	l := rtnl.Parse(b)
+	for l.Next() {
 		if len(out) == actMaxPrio {
 			return nil, fmt.Errorf("more than %d actions", actMaxPrio)
 		}
 		var act Action
 		var opts []byte
-		a := attrs{b: l.val}
-		for a.next() {
-			switch a.typ {
+		a := rtnl.Parse(l.Val)
+		for a.Next() {
+			switch a.Type {
 			case actKind:
-				act.Kind = a.kind()
+				act.Kind = kind(&a)
 			case actOptions:
-				opts = a.val
+				opts = a.Val
 			}
 		}
-		if a.err == nil && act.Kind == "" {
-			a.err = errors.New("no kind")
+		if a.Err == nil && act.Kind == "" {
+			a.Err = errors.New("no kind")
 		}
-		if a.err == nil && act.Kind == "mirred" {
-			o := attrs{b: opts}
-			for o.next() {
-				if o.typ == mirredParm && o.need(sizeMirred) {
-					act.Verdict, act.Eaction = int32(u32at(o.val, 8)), int32(u32at(o.val, 20))
-					act.Ifindex = u32at(o.val, 24)
+		if a.Err == nil && act.Kind == "mirred" {
+			o := rtnl.Parse(opts)
+			for o.Next() {
+				if o.Type == mirredParm && o.Need(sizeMirred) {
+					act.Verdict, act.Eaction = int32(u32at(o.Val, 8)), int32(u32at(o.Val, 20))
+					act.Ifindex = u32at(o.Val, 24)
 				}
 			}
-			a.err = o.err
+			a.Err = o.Err
 		}
-		if a.err != nil {
-			return nil, fmt.Errorf("action %d: %w", len(out)+1, a.err)
+		if a.Err != nil {
+			return nil, fmt.Errorf("action %d: %w", len(out)+1, a.Err)
 		}
 		out = append(out, act)
 	}
-	return out, l.err
+	return out, l.Err
 }
 
 // decodeLink decodes an RTM_NEWLINK or RTM_DELLINK body.
 func decodeLink(b []byte) (LinkInfo, error) {
-	if len(b) < sizeIfinfomsg {
-		return LinkInfo{}, fmt.Errorf("link: %d bytes, shorter than struct ifinfomsg", len(b))
-	}
-	li := LinkInfo{Index: u32at(b, 4), Up: u32at(b, 8)&1 != 0} // IFF_UP
-	a := attrs{b: b[sizeIfinfomsg:]}
-	for a.next() {
-		switch {
-		case a.typ == iflaIfname:
-			li.Name, _, _ = strings.Cut(string(a.val), "\x00")
-		case a.typ == iflaMTU && a.need(4):
-			li.MTU = int(a.u32())
-		}
-	}
-	if a.err != nil {
-		return li, fmt.Errorf("link %d %q: %w", li.Index, li.Name, a.err)
-	}
-	return li, nil
+	l, err := rtnl.DecodeLink(b)
+	return linkInfo(l), err
+}
+
+func linkInfo(l rtnl.Link) LinkInfo {
+	return LinkInfo{Index: l.Index, Name: l.Name, MTU: int(l.MTU), Up: l.Flags&1 != 0} // IFF_UP
 }

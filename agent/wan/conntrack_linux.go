@@ -3,12 +3,12 @@
 package wan
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 
+	"github.com/meshnode/meshnode/internal/rtnl"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -30,10 +30,10 @@ const (
 	ctaIPv4Dst    = 2  // CTA_IP_V4_DST
 )
 
-func ctType(msg int) int { return unix.NFNL_SUBSYS_CTNETLINK<<8 | msg }
+func ctType(msg uint16) uint16 { return unix.NFNL_SUBSYS_CTNETLINK<<8 | msg }
 
 // nfgenmsg is struct nfgenmsg for IPv4.
-func nfgenmsg() []byte { return []byte{unix.AF_INET, unix.NFNETLINK_V0, 0, 0} }
+func nfgenmsg() rtnl.Msg { return rtnl.Msg{unix.AF_INET, unix.NFNETLINK_V0, 0, 0} }
 
 // ctEntry is a conntrack entry reduced to what the flush decides on, and
 // what deleting it takes.
@@ -58,55 +58,46 @@ func decodeCT(data []byte) (ctEntry, error) {
 	if data[0] != unix.AF_INET {
 		return e, nil
 	}
-	as, err := attrs(data[nl.SizeofNfgenmsg:])
-	if err != nil {
-		return e, err
-	}
-	for _, a := range as {
-		switch a.Attr.Type {
+	a := rtnl.Parse(data[nl.SizeofNfgenmsg:])
+	for a.Next() {
+		switch a.Type {
 		case ctaTupleOrig:
-			e.orig = a.Value
-			e.origSrc, _, err = tupleAddrs(e.orig)
+			e.orig = a.Val
+			e.origSrc, _, a.Err = tupleAddrs(e.orig)
 		case ctaTupleReply:
-			_, e.replyDst, err = tupleAddrs(a.Value)
+			_, e.replyDst, a.Err = tupleAddrs(a.Val)
 		case ctaID:
-			e.id = a.Value
+			e.id = a.Val
 		case ctaZone:
-			e.zone = a.Value
-		}
-		if err != nil {
-			return e, err
+			e.zone = a.Val
 		}
 	}
-	return e, nil
+	return e, a.Err
 }
 
 // tupleAddrs reads the IPv4 source and destination of a tuple.
 func tupleAddrs(b []byte) (src, dst netip.Addr, err error) {
-	as, err := attrs(b)
-	if err != nil {
-		return src, dst, err
-	}
-	for _, a := range as {
-		if a.Attr.Type != ctaTupleIP {
+	a := rtnl.Parse(b)
+	for a.Next() {
+		if a.Type != ctaTupleIP {
 			continue
 		}
-		ips, err := attrs(a.Value)
-		if err != nil {
-			return src, dst, err
-		}
-		for _, ip := range ips {
-			v, ok := netip.AddrFromSlice(ip.Value)
+		ip := rtnl.Parse(a.Val)
+		for ip.Next() {
+			v, ok := netip.AddrFromSlice(ip.Val)
 			switch {
 			case !ok:
-			case ip.Attr.Type == ctaIPv4Src:
+			case ip.Type == ctaIPv4Src:
 				src = v
-			case ip.Attr.Type == ctaIPv4Dst:
+			case ip.Type == ctaIPv4Dst:
 				dst = v
 			}
 		}
+		if ip.Err != nil {
+			return src, dst, ip.Err
+		}
 	}
-	return src, dst, nil
+	return src, dst, a.Err
 }
 
 // natEntries decodes a conntrack dump and keeps the flows masqueraded to
@@ -121,17 +112,19 @@ func natEntries(msgs [][]byte, addrs []netip.Addr) []ctEntry {
 	return out
 }
 
-// ctDeleteRequest deletes the entry e was read from.
-func ctDeleteRequest(e ctEntry) *nl.NetlinkRequest {
-	b := appendAttr(nfgenmsg(), unix.NLA_F_NESTED|ctaTupleOrig, e.orig)
+// ctDeleteRequest is the body of IPCTNL_MSG_CT_DELETE for the entry e was
+// read from.
+func ctDeleteRequest(e ctEntry) []byte {
+	m := nfgenmsg()
+	m.Attr(rtnl.Nested|ctaTupleOrig, e.orig)
 	if e.zone != nil {
-		b = appendAttr(b, ctaZone, e.zone)
+		m.Attr(ctaZone, e.zone)
 	}
 	if e.id != nil {
 		// The same flow, not a new one that reused the tuple.
-		b = appendAttr(b, ctaID, e.id)
+		m.Attr(ctaID, e.id)
 	}
-	return request(ctType(ctMsgDelete), unix.NLM_F_ACK, b)
+	return m
 }
 
 // FlushNAT implements Kernel.
@@ -139,20 +132,13 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 	if len(addrs) == 0 {
 		return 0, nil
 	}
-	if k.socks[unix.NETLINK_NETFILTER] == nil {
-		s, err := openSocket(k.netns, unix.NETLINK_NETFILTER)
-		if err != nil {
-			return 0, fmt.Errorf("open ctnetlink: %w", err)
-		}
-		k.socks[unix.NETLINK_NETFILTER] = s
-	}
-	msgs, err := k.exec(unix.NETLINK_NETFILTER, request(ctType(ctMsgGet), unix.NLM_F_DUMP, nfgenmsg()), 0)
+	msgs, err := rtnl.Do(k.c, unix.NETLINK_NETFILTER, ctType(ctMsgGet), unix.NLM_F_DUMP, nfgenmsg(), 0)
 	if err != nil {
 		return 0, fmt.Errorf("reading conntrack entries: %w", err)
 	}
 	n := 0
 	for _, e := range natEntries(msgs, addrs) {
-		_, err := k.exec(unix.NETLINK_NETFILTER, ctDeleteRequest(e), 0)
+		_, err := rtnl.Do(k.c, unix.NETLINK_NETFILTER, ctType(ctMsgDelete), unix.NLM_F_ACK, ctDeleteRequest(e), 0)
 		if errors.Is(err, unix.ENOENT) {
 			continue // ended meanwhile
 		}
@@ -168,7 +154,7 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 func (k *NetlinkKernel) Addrs(ifindex int) ([]netip.Addr, error) {
 	req := make([]byte, unix.SizeofIfAddrmsg)
 	req[0] = unix.AF_INET
-	msgs, err := k.exec(unix.NETLINK_ROUTE, request(unix.RTM_GETADDR, unix.NLM_F_DUMP, req), unix.RTM_NEWADDR)
+	msgs, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, unix.RTM_GETADDR, unix.NLM_F_DUMP, req, unix.RTM_NEWADDR)
 	if err != nil {
 		return nil, fmt.Errorf("reading addresses: %w", err)
 	}
@@ -180,30 +166,25 @@ func (k *NetlinkKernel) Addrs(ifindex int) ([]netip.Addr, error) {
 func addrsOf(msgs [][]byte, ifindex int) []netip.Addr {
 	var out []netip.Addr
 	for _, d := range msgs {
-		if len(d) < unix.SizeofIfAddrmsg || d[0] != unix.AF_INET ||
-			int(binary.NativeEndian.Uint32(d[4:8])) != ifindex {
+		if len(d) < unix.SizeofIfAddrmsg || d[0] != unix.AF_INET || rtnl.U32(d, 4) != uint32(ifindex) {
 			continue
 		}
-		as, err := attrs(d[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			continue
-		}
-		var local, addr netip.Addr
-		for _, a := range as {
-			v, ok := netip.AddrFromSlice(a.Value)
-			switch {
-			case !ok:
-			case a.Attr.Type == unix.IFA_LOCAL:
-				local = v
-			case a.Attr.Type == unix.IFA_ADDRESS:
-				addr = v
+		var local, addr []byte
+		a := rtnl.Parse(d[unix.SizeofIfAddrmsg:])
+		for a.Next() {
+			switch a.Type {
+			case unix.IFA_LOCAL:
+				local = a.Val
+			case unix.IFA_ADDRESS:
+				addr = a.Val
 			}
 		}
 		// On point-to-point links IFA_ADDRESS is the peer.
-		if local.IsValid() {
-			out = append(out, local)
-		} else if addr.IsValid() {
-			out = append(out, addr)
+		if len(local) != 4 {
+			local = addr
+		}
+		if a.Err == nil && len(local) == 4 {
+			out = append(out, netip.AddrFrom4([4]byte(local)))
 		}
 	}
 	return out

@@ -10,10 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
+	"github.com/meshnode/meshnode/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,163 +19,45 @@ import (
 // table all proto 77` lists them (any unused protocol number would do).
 const rtprotMeshnode = 77
 
-// nlTimeoutSec bounds each send and receive on the agent's netlink
-// sockets: the failover loop waits on them and must not hang for good.
-const nlTimeoutSec = 10
-
-// NetlinkKernel is the Kernel of a network namespace over rtnetlink, with
-// the few messages failover needs written out by hand on the netlink
-// transport Nebula links anyway (vishvananda/netlink/nl): no second
-// netlink library in flash.
+// NetlinkKernel is the Kernel of a network namespace over rtnetlink and
+// ctnetlink, with the few messages failover needs written out by hand on
+// internal/rtnl: no second netlink library in flash.
 type NetlinkKernel struct {
 	netns int
-	// socks holds the rtnetlink socket and, from the first NAT flush on,
-	// the ctnetlink one, keyed by protocol as nl's requests look them up.
-	socks map[int]*nl.SocketHandle
-}
-
-// nsHandle turns the netns file descriptor (0: the caller's namespace)
-// into what nl opens sockets in.
-func nsHandle(fd int) netns.NsHandle {
-	if fd == 0 {
-		return netns.None()
-	}
-	return netns.NsHandle(fd)
-}
-
-// openSocket opens a request socket for proto in the namespace.
-func openSocket(ns, proto int) (*nl.SocketHandle, error) {
-	s, err := nl.GetNetlinkSocketAt(nsHandle(ns), netns.None(), proto)
-	if err != nil {
-		return nil, err
-	}
-	tv := unix.Timeval{Sec: nlTimeoutSec}
-	_ = s.SetSendTimeout(&tv)
-	_ = s.SetReceiveTimeout(&tv)
-	// Extended acks turn EINVAL into the kernel's own explanation.
-	_ = s.SetExtAck(true)
-	return &nl.SocketHandle{Socket: s}, nil
+	c     *rtnl.Conn
 }
 
 // OpenKernel opens rtnetlink in the network namespace whose file
 // descriptor is netns (0: the caller's).
 func OpenKernel(netns int) (*NetlinkKernel, error) {
-	s, err := openSocket(netns, unix.NETLINK_ROUTE)
+	c, err := rtnl.Open(netns)
 	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink: %w", err)
+		return nil, err
 	}
-	return &NetlinkKernel{netns: netns, socks: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s}}, nil
+	return &NetlinkKernel{netns: netns, c: c}, nil
 }
 
 // Close closes the sockets.
-func (k *NetlinkKernel) Close() error {
-	for _, s := range k.socks {
-		s.Close()
-	}
-	return nil
-}
-
-// exec sends req on the namespace's socket for proto and returns the
-// bodies of the replies of type want (0: all). An error reply comes back
-// as its errno, with the kernel's extended-ack text when it gave one.
-func (k *NetlinkKernel) exec(proto int, req *nl.NetlinkRequest, want uint16) ([][]byte, error) {
-	req.Sockets = k.socks
-	msgs, err := req.Execute(proto, want)
-	if errors.Is(err, nl.ErrDumpInterrupted) {
-		// A dump that raced a change is used as it is: link and route
-		// changes arrive as events and cause a fresh read; addresses and
-		// conntrack are read again at the next failover.
-		err = nil
-	}
-	return msgs, err
-}
-
-// attrs splits a run of netlink attributes, types without their flag
-// bits. The kernel pads every attribute, so a run whose length is not a
-// multiple of 4 is garbled: dropping its ragged end makes the last
-// attribute fail nl.ParseRouteAttr's length check instead of letting it
-// slice past the end.
-func attrs(b []byte) ([]syscall.NetlinkRouteAttr, error) {
-	b = b[:len(b)&^3]
-	as, err := nl.ParseRouteAttr(b)
-	for i := range as {
-		as[i].Attr.Type &^= unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER
-	}
-	return as, err
-}
-
-// request is a netlink request whose body (fixed header and attributes)
-// is b. Bodies are built as bytes with appendAttr: smaller in flash than
-// a tree of nl.RtAttr values.
-func request(typ, flags int, b []byte) *nl.NetlinkRequest {
-	req := nl.NewNetlinkRequest(typ, flags)
-	req.RawData = b
-	return req
-}
-
-// appendAttr appends a netlink attribute to b (whose length is a multiple
-// of 4), padded to 4 bytes. Not inlined: one copy is less flash.
-//
-//go:noinline
-func appendAttr(b []byte, typ int, v []byte) []byte {
-	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(v)))
-	b = binary.NativeEndian.AppendUint16(b, uint16(typ))
-	b = append(b, v...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-func appendU32(b []byte, typ int, v uint32) []byte {
-	return appendAttr(b, typ, binary.NativeEndian.AppendUint32(nil, v))
-}
-
-// linkRequest asks for one interface by name.
-func linkRequest(name string) *nl.NetlinkRequest {
-	b := make([]byte, unix.SizeofIfInfomsg)
-	return request(unix.RTM_GETLINK, 0, appendAttr(b, unix.IFLA_IFNAME, append([]byte(name), 0)))
-}
+func (k *NetlinkKernel) Close() error { return rtnl.Close(k.c) }
 
 // Link implements Kernel.
 func (k *NetlinkKernel) Link(name string) (Link, error) {
-	msgs, err := k.exec(unix.NETLINK_ROUTE, linkRequest(name), unix.RTM_NEWLINK)
-	if errors.Is(err, unix.ENODEV) || (err == nil && len(msgs) == 0) {
-		return Link{}, fmt.Errorf("%s: %w", name, ErrNoLink)
-	}
-	if err != nil {
-		return Link{}, fmt.Errorf("%s: %w", name, err)
-	}
-	l, err := decodeLink(msgs[0])
-	if err != nil {
-		return Link{}, fmt.Errorf("%s: %w", name, err)
-	}
-	return l, nil
+	l, err := rtnl.LinkByName(k.c, name, ErrNoLink)
+	return toLink(l), err
 }
 
-// decodeLink decodes an RTM_NEWLINK or RTM_DELLINK body.
-func decodeLink(data []byte) (Link, error) {
-	if len(data) < unix.SizeofIfInfomsg {
-		return Link{}, errors.New("short ifinfomsg")
+func toLink(l rtnl.Link) Link {
+	return Link{
+		Index:        int(int32(l.Index)),
+		Name:         l.Name,
+		Up:           l.Flags&unix.IFF_UP != 0 && l.Flags&unix.IFF_LOWER_UP != 0,
+		PointToPoint: l.Flags&unix.IFF_POINTOPOINT != 0,
 	}
-	flags := binary.NativeEndian.Uint32(data[8:12])
-	l := Link{
-		Index:        int(int32(binary.NativeEndian.Uint32(data[4:8]))),
-		Up:           flags&unix.IFF_UP != 0 && flags&unix.IFF_LOWER_UP != 0,
-		PointToPoint: flags&unix.IFF_POINTOPOINT != 0,
-	}
-	as, err := attrs(data[unix.SizeofIfInfomsg:])
-	for _, a := range as {
-		if a.Attr.Type == unix.IFLA_IFNAME {
-			l.Name = unix.ByteSliceToString(a.Value)
-		}
-	}
-	return l, err
 }
 
 // rtmsg is struct rtmsg for an IPv4 default route.
-func rtmsg(table int, proto, scope, typ uint8) []byte {
-	b := make([]byte, unix.SizeofRtMsg)
+func rtmsg(table int, proto, scope, typ uint8) rtnl.Msg {
+	b := make(rtnl.Msg, unix.SizeofRtMsg)
 	b[0] = unix.AF_INET
 	if table < 256 {
 		b[4] = uint8(table)
@@ -205,15 +85,15 @@ func decodeRoute(data []byte) (parsedRoute, error) {
 		r.dstLen = -1 // not ours to look at
 		return r, nil
 	}
-	as, err := attrs(data[unix.SizeofRtMsg:])
-	for _, a := range as {
-		switch a.Attr.Type {
+	a := rtnl.Parse(data[unix.SizeofRtMsg:])
+	for a.Next() {
+		switch a.Type {
 		case unix.RTA_TABLE, unix.RTA_OIF, unix.RTA_PRIORITY:
-			if len(a.Value) < 4 {
+			if len(a.Val) < 4 {
 				continue
 			}
-			v := int(binary.NativeEndian.Uint32(a.Value))
-			switch a.Attr.Type {
+			v := int(a.U32())
+			switch a.Type {
 			case unix.RTA_TABLE:
 				r.table = v
 			case unix.RTA_OIF:
@@ -222,18 +102,17 @@ func decodeRoute(data []byte) (parsedRoute, error) {
 				r.metric = v
 			}
 		case unix.RTA_GATEWAY:
-			if g, ok := netip.AddrFromSlice(a.Value); ok {
+			if g, ok := netip.AddrFromSlice(a.Val); ok {
 				r.gateway = g.Unmap()
 			}
 		}
 	}
-	return r, err
+	return r, a.Err
 }
 
 // Gateways implements Kernel.
 func (k *NetlinkKernel) Gateways() (map[int]netip.Addr, error) {
-	req := request(unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(0, 0, 0, 0))
-	msgs, err := k.exec(unix.NETLINK_ROUTE, req, unix.RTM_NEWROUTE)
+	msgs, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(0, 0, 0, 0), unix.RTM_NEWROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("reading routes: %w", err)
 	}
@@ -259,53 +138,56 @@ func gateways(msgs [][]byte) map[int]netip.Addr {
 	return gw
 }
 
-// routeRequest makes r the default route of its table, or deletes that
-// route when r is empty.
-func routeRequest(r Route) *nl.NetlinkRequest {
+// routeRequest makes r the default route of its table (RTM_NEWROUTE), or
+// deletes that route when r is empty (RTM_DELROUTE).
+func routeRequest(r Route) (typ, flags uint16, body []byte) {
 	if r.Empty() {
-		b := appendU32(rtmsg(r.Table, 0, unix.RT_SCOPE_NOWHERE, 0), unix.RTA_TABLE, uint32(r.Table))
-		return request(unix.RTM_DELROUTE, unix.NLM_F_ACK, b)
+		m := rtmsg(r.Table, 0, unix.RT_SCOPE_NOWHERE, 0)
+		m.U32(unix.RTA_TABLE, uint32(r.Table))
+		return unix.RTM_DELROUTE, unix.NLM_F_ACK, m
 	}
-	typ := uint8(unix.RTN_UNICAST)
+	typ8 := uint8(unix.RTN_UNICAST)
 	if r.Unreachable {
-		typ = unix.RTN_UNREACHABLE
+		typ8 = unix.RTN_UNREACHABLE
 	}
-	b := appendU32(rtmsg(r.Table, rtprotMeshnode, unix.RT_SCOPE_UNIVERSE, typ), unix.RTA_TABLE, uint32(r.Table))
+	m := rtmsg(r.Table, rtprotMeshnode, unix.RT_SCOPE_UNIVERSE, typ8)
+	m.U32(unix.RTA_TABLE, uint32(r.Table))
 	switch {
 	case r.Unreachable:
 	case len(r.Hops) == 1:
 		h := r.Hops[0]
-		b = appendU32(b, unix.RTA_OIF, uint32(h.Ifindex))
+		m.U32(unix.RTA_OIF, uint32(h.Ifindex))
 		if h.Gateway.IsValid() {
-			b = appendAttr(b, unix.RTA_GATEWAY, h.Gateway.AsSlice())
+			m.Attr(unix.RTA_GATEWAY, h.Gateway.AsSlice())
 		}
 	default:
-		b = appendAttr(b, unix.RTA_MULTIPATH, multipath(r.Hops))
+		m.Attr(unix.RTA_MULTIPATH, multipath(r.Hops))
 	}
-	return request(unix.RTM_NEWROUTE, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE, b)
+	return unix.RTM_NEWROUTE, unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_REPLACE, m
 }
 
 // multipath encodes RTA_MULTIPATH's value: rtnexthop headers, each
 // followed by its own attributes.
 func multipath(hops []Nexthop) []byte {
-	var b []byte
+	var m rtnl.Msg
 	for _, h := range hops {
-		start := len(b)
-		b = append(b, make([]byte, unix.SizeofRtNexthop)...)
-		e := b[start:]
+		start := len(m)
+		m = append(m, make([]byte, unix.SizeofRtNexthop)...)
+		e := m[start:]
 		e[3] = uint8(max(h.Weight, 1) - 1) // rtnh_hops is weight-1
 		binary.NativeEndian.PutUint32(e[4:], uint32(h.Ifindex))
 		if h.Gateway.IsValid() {
-			b = appendAttr(b, unix.RTA_GATEWAY, h.Gateway.AsSlice())
+			m.Attr(unix.RTA_GATEWAY, h.Gateway.AsSlice())
 		}
-		binary.NativeEndian.PutUint16(b[start:], uint16(len(b)-start)) // rtnh_len
+		binary.NativeEndian.PutUint16(m[start:], uint16(len(m)-start)) // rtnh_len
 	}
-	return b
+	return m
 }
 
 // SetRoute implements Kernel.
 func (k *NetlinkKernel) SetRoute(r Route) error {
-	_, err := k.exec(unix.NETLINK_ROUTE, routeRequest(r), 0)
+	typ, flags, body := routeRequest(r)
+	_, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, typ, flags, body, 0)
 	switch {
 	case err == nil:
 	case r.Empty() && errors.Is(err, unix.ESRCH):
@@ -318,113 +200,95 @@ func (k *NetlinkKernel) SetRoute(r Route) error {
 	return nil
 }
 
-// ruleRequest is an ip rule message of type typ (RTM_NEWRULE or
-// RTM_DELRULE) for r.
-func ruleRequest(typ, flags int, r Rule) *nl.NetlinkRequest {
-	b := make([]byte, 12) // struct fib_rule_hdr
-	b[0] = unix.AF_INET
-	b[7] = unix.FR_ACT_TO_TBL
-	b = appendU32(b, unix.FRA_PRIORITY, uint32(r.Priority))
-	b = appendU32(b, unix.FRA_TABLE, uint32(r.Table))
+// ruleRequest is the body of an ip rule message for r.
+func ruleRequest(r Rule) []byte {
+	m := make(rtnl.Msg, 12) // struct fib_rule_hdr
+	m[0] = unix.AF_INET
+	m[7] = unix.FR_ACT_TO_TBL
+	m.U32(unix.FRA_PRIORITY, uint32(r.Priority))
+	m.U32(unix.FRA_TABLE, uint32(r.Table))
 	if r.Mark != 0 {
-		b = appendU32(b, unix.FRA_FWMARK, r.Mark)
-		b = appendU32(b, unix.FRA_FWMASK, 0xffffffff)
+		m.U32(unix.FRA_FWMARK, r.Mark)
+		m.U32(unix.FRA_FWMASK, 0xffffffff)
 	}
 	if r.SuppressPrefixLen >= 0 {
-		b = appendU32(b, unix.FRA_SUPPRESS_PREFIXLEN, uint32(r.SuppressPrefixLen))
+		m.U32(unix.FRA_SUPPRESS_PREFIXLEN, uint32(r.SuppressPrefixLen))
 	}
 	if r.IPProto != 0 {
-		b = appendAttr(b, unix.FRA_IP_PROTO, []byte{r.IPProto})
+		m.Attr(unix.FRA_IP_PROTO, []byte{r.IPProto})
 	}
 	if r.Sport != 0 {
 		// struct fib_rule_port_range: first and last port, host order.
-		p := binary.NativeEndian.AppendUint16(nil, r.Sport)
-		b = appendAttr(b, unix.FRA_SPORT_RANGE, binary.NativeEndian.AppendUint16(p, r.Sport))
+		m.U32(unix.FRA_SPORT_RANGE, uint32(r.Sport)*0x10001)
 	}
-	return request(typ, flags, b)
+	return m
 }
 
 // AddRule implements Kernel.
 func (k *NetlinkKernel) AddRule(r Rule) error {
-	_, err := k.exec(unix.NETLINK_ROUTE, ruleRequest(unix.RTM_NEWRULE, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL, r), 0)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("adding ip rule priority %d table %d: %w", r.Priority, r.Table, err)
-	}
-	return nil
+	return k.rule(unix.RTM_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, r, unix.EEXIST, "adding")
 }
 
 // DelRule implements Kernel.
 func (k *NetlinkKernel) DelRule(r Rule) error {
-	_, err := k.exec(unix.NETLINK_ROUTE, ruleRequest(unix.RTM_DELRULE, unix.NLM_F_ACK, r), 0)
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("deleting ip rule priority %d table %d: %w", r.Priority, r.Table, err)
+	return k.rule(unix.RTM_DELRULE, 0, r, unix.ENOENT, "deleting")
+}
+
+// rule sends an ip rule message for r; the errno done means there is
+// nothing to do (the rule is there already, or gone).
+func (k *NetlinkKernel) rule(typ, flags uint16, r Rule, done unix.Errno, verb string) error {
+	_, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, typ, flags|unix.NLM_F_ACK, ruleRequest(r), 0)
+	if err != nil && !errors.Is(err, done) {
+		return fmt.Errorf("%s ip rule priority %d table %d: %w", verb, r.Priority, r.Table, err)
 	}
 	return nil
 }
 
 // Events implements Kernel.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	s, err := nl.SubscribeAt(nsHandle(k.netns), netns.None(), unix.NETLINK_ROUTE,
-		unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("subscribing to link events: %w", err)
-	}
+	// The same few lines in agent/shape and agent/wan: a generic version
+	// in rtnl costs more flash (one copy per event type anyway, plus its
+	// equality functions).
 	ch := make(chan Event, 64)
-	go func() {
-		<-ctx.Done()
-		s.Close()
-	}()
-	go func() {
-		defer close(ch)
-		for {
-			msgs, from, err := s.Receive()
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				// ENOBUFS: the socket overflowed and events were dropped,
-				// so the state must be read again. Any other error ends
-				// the subscription; the state is read again all the same.
-				select {
-				case ch <- Event{Kind: EventsLost}:
-				case <-ctx.Done():
-					return
-				}
-				if errors.Is(err, unix.ENOBUFS) {
-					continue
-				}
-				return
-			}
-			if from.Pid != nl.PidKernel {
-				continue
-			}
-			for _, m := range msgs {
-				if ev, ok := toEvent(m.Header.Type, m.Data); ok {
-					select {
-					case ch <- ev:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
+	send := func(typ uint16, data []byte) bool {
+		if typ == rtnl.Ended {
+			close(ch)
+			return false
 		}
-	}()
+		ev, ok := toEvent(typ, data)
+		if !ok {
+			return true
+		}
+		select {
+		case ch <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	err := rtnl.Listen(ctx, k.c, send, unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE)
+	if err != nil {
+		return nil, err
+	}
 	return ch, nil
 }
 
-// toEvent reduces a netlink message to an Event, deciding in one place
-// what failover ignores.
+// toEvent reduces a netlink message to an Event (rtnl.Lost: events
+// were lost), deciding in one place what failover ignores.
 func toEvent(typ uint16, data []byte) (Event, bool) {
 	switch typ {
+	case rtnl.Lost:
+		return Event{Kind: EventsLost}, true
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		l, err := decodeLink(data)
+		l, err := rtnl.DecodeLink(data)
 		if err != nil {
 			return Event{}, false
 		}
+		kind := LinkChanged
 		if typ == unix.RTM_DELLINK {
-			return Event{Kind: LinkRemoved, Link: l}, true
+			kind = LinkRemoved
 		}
-		return Event{Kind: LinkChanged, Link: l}, true
+		return Event{Kind: kind, Link: toLink(l)}, true
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 		r, err := decodeRoute(data)
 		// Only netifd's default routes matter (gateway learning); ours
