@@ -9,11 +9,11 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 
 	"github.com/meshnode/meshnode/ca/exchange"
 	"github.com/meshnode/meshnode/internal/atomicfile"
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/run"
 	"github.com/meshnode/meshnode/internal/uci"
 )
@@ -60,7 +61,7 @@ func ProcdReload(ctx context.Context) error {
 	}
 	out, err := run.CombinedOutput(ctx, initScript, "reload")
 	if err != nil {
-		return fmt.Errorf("%s reload: %v: %s", initScript, err, bytes.TrimSpace(out))
+		return errfmt.Errorf("%s reload: %v: %s", initScript, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
@@ -81,30 +82,30 @@ func (n *Node) now() time.Time {
 // PublicKey returns the node's public key, making the key pair first if
 // there is none (the private key is written 0600 and never copied).
 func (n *Node) PublicKey() ([]byte, error) {
-	data, err := os.ReadFile(n.path(KeyFile))
-	if err == nil {
+	keyPath := n.path(KeyFile)
+	data, err := os.ReadFile(keyPath)
+	var k *ecdh.PrivateKey
+	switch {
+	case err == nil:
 		priv, _, curve, err := cert.UnmarshalPrivateKeyFromPEM(data)
 		if err != nil || curve != cert.Curve_CURVE25519 {
-			return nil, fmt.Errorf("%s: not a Nebula X25519 private key: %v", n.path(KeyFile), err)
+			return nil, errfmt.Errorf("%s: not a Nebula X25519 private key: %v", keyPath, err)
 		}
-		k, err := ecdh.X25519().NewPrivateKey(priv)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", n.path(KeyFile), err)
+		if k, err = ecdh.X25519().NewPrivateKey(priv); err != nil {
+			return nil, errfmt.Errorf("%s: %v", keyPath, err)
 		}
-		return k.PublicKey().Bytes(), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
-	}
-	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.WriteFile(n.path(KeyFile), cert.MarshalPrivateKeyToPEM(cert.Curve_CURVE25519, k.Bytes()), 0o600); err != nil {
-		return nil, err
+	default:
+		if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		if k, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(keyPath, cert.MarshalPrivateKeyToPEM(cert.Curve_CURVE25519, k.Bytes()), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	return k.PublicKey().Bytes(), nil
 }
@@ -140,7 +141,7 @@ func (n *Node) Pending() (*exchange.Request, error) {
 	}
 	r, err := exchange.ParseRequest(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.path(RequestFile), err)
+		return nil, errfmt.Errorf("%s: %w", n.path(RequestFile), err)
 	}
 	return r, nil
 }
@@ -169,7 +170,7 @@ func ReadResponse(path string) (*Response, error) {
 		return nil, err
 	}
 	if r.CA, err = os.ReadFile(filepath.Join(dir, exchange.IssuedCA)); err != nil {
-		return nil, fmt.Errorf("the CA certificate must come with %s: %w", crt, err)
+		return nil, errfmt.Errorf("the CA certificate must come with %s: %w", crt, err)
 	}
 	if r.Lighthouses, err = os.ReadFile(filepath.Join(dir, exchange.IssuedLighthouses)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -199,65 +200,97 @@ type Installed struct {
 // Check verifies a response against the node's key and CA without
 // changing anything.
 func (n *Node) Check(r *Response, o ImportOptions) (cert.Certificate, error) {
+	crt, _, err := n.check(r, &o)
+	return crt, err
+}
+
+// check is Check that also returns the CA's fingerprint. Its errors are
+// built from strings: formatting each with errfmt costs more flash on
+// MIPS.
+func (n *Node) check(r *Response, o *ImportOptions) (cert.Certificate, string, error) {
+	src := r.Source
 	crt, rest, err := cert.UnmarshalCertificateFromPEM(r.Cert)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a Nebula certificate: %v", r.Source, err)
+		return refused(src + ": not a Nebula certificate: " + err.Error())
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("%s: unexpected data after the certificate", r.Source)
+		return refused(src + ": unexpected data after the certificate")
 	}
 	if crt.IsCA() {
-		return nil, fmt.Errorf("%s is a CA certificate, not a node's", r.Source)
+		return refused(src + " is a CA certificate, not a node's")
 	}
-	pool, err := cert.NewCAPoolFromPEM(r.CA)
+	pool, fps, err := caPool(r.CA)
 	if err != nil {
-		return nil, fmt.Errorf("CA certificate beside %s: %v", r.Source, err)
+		return refused("CA certificate beside " + src + ": " + err.Error())
 	}
-	fps := pool.GetFingerprints()
 	if len(fps) != 1 {
-		return nil, fmt.Errorf("CA certificate beside %s: want exactly one CA, found %d", r.Source, len(fps))
+		return refused("CA certificate beside " + src + ": want exactly one CA, found " + strconv.Itoa(len(fps)))
 	}
 	caFP := fps[0]
 	if o.CAFingerprint != "" && !strings.EqualFold(o.CAFingerprint, caFP) {
-		return nil, fmt.Errorf("CA certificate beside %s has fingerprint %s, not %s as given: refusing it", r.Source, caFP, o.CAFingerprint)
+		return refused("CA certificate beside " + src + " has fingerprint " + caFP + ", not " + o.CAFingerprint + " as given: refusing it")
 	}
 	// A node that already trusts a CA keeps trusting only that one.
-	if cur, err := os.ReadFile(n.path(CAFile)); err == nil {
-		if p, err := cert.NewCAPoolFromPEM(cur); err == nil && !slices.Contains(p.GetFingerprints(), caFP) {
-			return nil, fmt.Errorf("%s was issued by CA %s, but this node trusts %s (%s)", r.Source, caFP[:16], p.GetFingerprints()[0][:16], n.path(CAFile))
+	caPath := n.path(CAFile)
+	if cur, err := os.ReadFile(caPath); err == nil {
+		if _, trusted, err := caPool(cur); err == nil && !slices.Contains(trusted, caFP) {
+			return refused(src + " was issued by CA " + caFP[:16] + ", but this node trusts " + trusted[0][:16] + " (" + caPath + ")")
 		}
 	}
 	for _, b := range o.Blocklist {
 		pool.BlocklistFingerprint(b)
 	}
 	if _, err := pool.VerifyCertificate(n.now(), crt); err != nil {
-		return nil, fmt.Errorf("%s (%q) does not verify against its CA: %v", r.Source, crt.Name(), err)
+		return refused(src + " (" + quote(crt.Name()) + ") does not verify against its CA: " + err.Error())
 	}
-	keyPEM, err := os.ReadFile(n.path(KeyFile))
+	keyPath := n.path(KeyFile)
+	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("this node has no key (%s): run 'meshnode enroll --name N --role R' first: %w", n.path(KeyFile), err)
+		return nil, "", errfmt.Errorf("this node has no key (%s): run 'meshnode enroll --name N --role R' first: %w", keyPath, err)
 	}
 	key, _, curve, err := cert.UnmarshalPrivateKeyFromPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", n.path(KeyFile), err)
+		return refused(keyPath + ": " + err.Error())
 	}
 	if err := crt.VerifyPrivateKey(curve, key); err != nil {
-		return nil, fmt.Errorf("%s (%q) is for another node: it does not match this node's key %s", r.Source, crt.Name(), n.path(KeyFile))
+		return refused(src + " (" + quote(crt.Name()) + ") is for another node: it does not match this node's key " + keyPath)
 	}
-	return crt, nil
+	return crt, caFP, nil
 }
+
+// refused is check's result for a response it refuses. Not inlined, as
+// it is called from a dozen error paths.
+//
+//go:noinline
+func refused(msg string) (cert.Certificate, string, error) {
+	return nil, "", errors.New(msg)
+}
+
+// caPool parses CA certificates and returns their fingerprints. Not
+// inlined, nor is GetFingerprints at each call: its map loop costs flash.
+//
+//go:noinline
+func caPool(pemData []byte) (*cert.CAPool, []string, error) {
+	p, err := cert.NewCAPoolFromPEM(pemData)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, p.GetFingerprints(), nil
+}
+
+// quote is strconv.Quote (fmt's %q), not inlined: that is about 250
+// bytes of MIPS code at each call.
+//
+//go:noinline
+func quote(s string) string { return strconv.Quote(s) }
 
 // Import checks r and installs it: certificate, CA and lighthouses into
 // the node's directory, address, role and lighthouses into the agent's
 // UCI file; then the agent is reloaded. On any error nothing is changed.
 func (n *Node) Import(ctx context.Context, r *Response, o ImportOptions) (*Installed, error) {
-	crt, err := n.Check(r, o)
+	crt, caFP, err := n.check(r, &o)
 	if err != nil {
 		return nil, err
-	}
-	caFP := ""
-	if p, err := cert.NewCAPoolFromPEM(r.CA); err == nil {
-		caFP = p.GetFingerprints()[0]
 	}
 	inst := &Installed{Name: crt.Name(), Groups: crt.Groups(), NotAfter: crt.NotAfter(), CA: caFP}
 	if nets := crt.Networks(); len(nets) > 0 {
@@ -277,18 +310,12 @@ func (n *Node) Import(ctx context.Context, r *Response, o ImportOptions) (*Insta
 			return nil, err
 		}
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{{CAFile, r.CA}, {CertFile, r.Cert}}
-	if len(r.Lighthouses) > 0 {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{LighthousesFile, r.Lighthouses})
-	}
-	for _, f := range files {
-		if err := atomicfile.WriteFile(n.path(f.name), f.data, 0o644); err != nil {
+	names := [...]string{CAFile, CertFile, LighthousesFile}
+	for i, data := range [...][]byte{r.CA, r.Cert, r.Lighthouses} {
+		if len(data) == 0 {
+			continue // only the lighthouses can be missing: check parsed the rest
+		}
+		if err := atomicfile.WriteFile(n.path(names[i]), data, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -302,7 +329,7 @@ func (n *Node) Import(ctx context.Context, r *Response, o ImportOptions) (*Insta
 	}
 	if n.Reload != nil {
 		if err := n.Reload(ctx); err != nil {
-			return inst, fmt.Errorf("certificate installed, but the agent did not reload: %w", err)
+			return inst, errfmt.Errorf("certificate installed, but the agent did not reload: %w", err)
 		}
 	}
 	return inst, nil
@@ -349,7 +376,7 @@ func (n *Node) updatedConfig(inst *Installed, crt cert.Certificate, lighthouses 
 	}
 	lf, err := uci.Parse(LighthousesFile, lighthouses)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse list from the CA: %w", err)
+		return nil, errfmt.Errorf("lighthouse list from the CA: %w", err)
 	}
 	for _, s := range f.SectionsOfType("lighthouse") {
 		f.DeleteSection(s)
@@ -363,11 +390,12 @@ func (n *Node) updatedConfig(inst *Installed, crt cert.Certificate, lighthouses 
 			return nil, err
 		}
 		for _, o := range s.Options() {
-			set := ns.SetList
-			if !o.IsList {
-				set = func(name string, v []string) error { return ns.Set(name, v[0]) }
+			if o.IsList {
+				err = ns.SetList(o.Name, o.Values)
+			} else {
+				err = ns.Set(o.Name, o.Values[0])
 			}
-			if err := set(o.Name, o.Values); err != nil {
+			if err != nil {
 				return nil, err
 			}
 		}

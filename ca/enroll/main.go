@@ -42,10 +42,6 @@ func Main(ctx context.Context, n *Node, args []string, stdout, stderr io.Writer)
 		return 2
 	}
 	n.Dir = *dir
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "meshnode enroll: %v\n", err)
-		return 1
-	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "meshnode enroll: unexpected arguments: %s\n%s", strings.Join(fs.Args(), " "), usage)
 		return 2
@@ -57,12 +53,12 @@ func Main(ctx context.Context, n *Node, args []string, stdout, stderr io.Writer)
 		}
 		r, err := ReadResponse(*imp)
 		if err != nil {
-			return fail(err)
+			return failed(stderr, err)
 		}
 		bl, _ := readBlocklist(n)
 		inst, err := n.Import(ctx, r, ImportOptions{CAFingerprint: *caFP, Blocklist: bl})
 		if err != nil {
-			return fail(err)
+			return failed(stderr, err)
 		}
 		fmt.Fprintln(stdout, inst.Summary())
 		return 0
@@ -77,7 +73,7 @@ func Main(ctx context.Context, n *Node, args []string, stdout, stderr io.Writer)
 	}
 	req, err := n.Request(*name, *role, gs)
 	if err != nil {
-		return fail(err)
+		return failed(stderr, err)
 	}
 	info := stdout
 	switch {
@@ -90,7 +86,7 @@ func Main(ctx context.Context, n *Node, args []string, stdout, stderr io.Writer)
 			path = filepath.Join(path, req.Name+".req")
 		}
 		if err := atomicfile.WriteFile(path, req.Marshal(), 0o644); err != nil {
-			return fail(err)
+			return failed(stderr, err)
 		}
 		fmt.Fprintf(info, "request written to %s\n", path)
 	}
@@ -99,26 +95,35 @@ func Main(ctx context.Context, n *Node, args []string, stdout, stderr io.Writer)
 	return 0
 }
 
+// failed reports err and returns Main's exit code for it. Not inlined
+// (nor a closure, which was): a copy at each call costs flash on MIPS.
+//
+//go:noinline
+func failed(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "meshnode enroll: %v\n", err)
+	return 1
+}
+
 // GroupedFingerprint splits a hex fingerprint in groups of four, easier
 // to read aloud.
 func GroupedFingerprint(fp string) string {
-	var b strings.Builder
+	var b []byte
 	for i := 0; i < len(fp); i += 4 {
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
-		b.WriteString(fp[i:min(i+4, len(fp))])
+		b = append(b, fp[i:min(i+4, len(fp))]...)
 	}
-	return b.String()
+	return string(b)
 }
 
 // Summary is one line for the node host.
 func (i *Installed) Summary() string {
 	if !i.Changed {
-		return fmt.Sprintf("certificate for %s (%s) is already installed", i.Name, i.Address)
+		return "certificate for " + i.Name + " (" + i.Address.String() + ") is already installed"
 	}
-	return fmt.Sprintf("installed certificate for %s: address %s, groups %s, valid until %s, CA %s",
-		i.Name, i.Address, strings.Join(i.Groups, ","), i.NotAfter.UTC().Format("2006-01-02"), i.CA)
+	return "installed certificate for " + i.Name + ": address " + i.Address.String() + ", groups " + strings.Join(i.Groups, ",") +
+		", valid until " + i.NotAfter.UTC().Format("2006-01-02") + ", CA " + i.CA
 }
 
 func readBlocklist(n *Node) ([]string, error) {

@@ -6,14 +6,16 @@
 package exchange
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // RequestMagic is the first line of every signing request; the number is
@@ -38,7 +40,7 @@ var (
 // ValidName checks a node name.
 func ValidName(s string) error {
 	if !nameRe.MatchString(s) {
-		return fmt.Errorf("name %q: want 1-32 lower-case letters, digits and '-', not starting or ending with '-'", Clip(s))
+		return errfmt.Errorf("name %q: want 1-32 lower-case letters, digits and '-', not starting or ending with '-'", Clip(s))
 	}
 	return nil
 }
@@ -52,18 +54,18 @@ func (r *Request) Validate() error {
 		return err
 	}
 	if !slices.Contains(Roles, r.Role) {
-		return fmt.Errorf("role %q: want one of hub, relay, uplink, client", r.Role)
+		return errfmt.Errorf("role %q: want one of hub, relay, uplink, client", r.Role)
 	}
 	if len(r.Groups) > MaxGroups {
-		return fmt.Errorf("groups: %d given, at most %d", len(r.Groups), MaxGroups)
+		return errfmt.Errorf("groups: %d given, at most %d", len(r.Groups), MaxGroups)
 	}
 	for _, g := range r.Groups {
 		if !groupRe.MatchString(g) {
-			return fmt.Errorf("groups: %q: want lower-case letters, digits, '_' and '-'", g)
+			return errfmt.Errorf("groups: %q: want lower-case letters, digits, '_' and '-'", g)
 		}
 	}
 	if len(r.PublicKey) != 32 {
-		return fmt.Errorf("public-key: %d bytes, want a 32-byte X25519 key", len(r.PublicKey))
+		return errfmt.Errorf("public-key: %d bytes, want a 32-byte X25519 key", len(r.PublicKey))
 	}
 	return nil
 }
@@ -81,11 +83,8 @@ func KeyFingerprint(pub []byte) string {
 // Marshal writes the request as text lines; the fingerprint line lets a
 // reader check the file was carried intact.
 func (r *Request) Marshal() []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nname %s\nrole %s\ngroups %s\npublic-key %s\nfingerprint %s\n",
-		RequestMagic, r.Name, r.Role, strings.Join(r.Groups, ","),
-		base64.StdEncoding.EncodeToString(r.PublicKey), r.Fingerprint())
-	return b.Bytes()
+	return []byte(RequestMagic + "\nname " + r.Name + "\nrole " + r.Role + "\ngroups " + strings.Join(r.Groups, ",") +
+		"\npublic-key " + base64.StdEncoding.EncodeToString(r.PublicKey) + "\nfingerprint " + r.Fingerprint() + "\n")
 }
 
 // ParseRequest reads a request written by Marshal. Every field must be
@@ -93,53 +92,70 @@ func (r *Request) Marshal() []byte {
 // edited file is refused with the field named.
 func ParseRequest(data []byte) (*Request, error) {
 	if len(data) == 0 {
-		return nil, fmt.Errorf("empty file")
+		return nil, errors.New("empty file")
 	}
 	if data[len(data)-1] != '\n' {
-		return nil, fmt.Errorf("last line is incomplete (file cut short while being written?)")
+		return nil, errors.New("last line is incomplete (file cut short while being written?)")
 	}
 	lines := strings.Split(string(data[:len(data)-1]), "\n")
 	if lines[0] != RequestMagic {
-		return nil, fmt.Errorf("line 1: want %q, got %q", RequestMagic, Clip(lines[0]))
+		return nil, errfmt.Errorf("line 1: want %q, got %q", RequestMagic, Clip(lines[0]))
 	}
-	seen := map[string]string{}
+	// Values and whether each was seen, by index in requestFields: a
+	// map costs more flash on MIPS.
+	var (
+		vals [len(requestFields)]string
+		seen [len(requestFields)]bool
+	)
 	for i, l := range lines[1:] {
 		k, v, ok := strings.Cut(l, " ")
-		if !ok && l != "groups" {
-			return nil, fmt.Errorf("line %d: want 'field value', got %q", i+2, Clip(l))
+		j := slices.Index(requestFields[:], k)
+		msg := ""
+		switch {
+		case !ok && l != "groups":
+			msg = "want 'field value', got " + quoteClip(l)
+		case j < 0:
+			msg = "unknown field " + quoteClip(k)
+		case seen[j]:
+			msg = "field " + k + " given twice"
 		}
-		switch k {
-		case "name", "role", "groups", "public-key", "fingerprint":
-		default:
-			return nil, fmt.Errorf("line %d: unknown field %q", i+2, Clip(k))
+		if msg != "" {
+			return nil, errfmt.Errorf("line %d: %s", i+2, msg)
 		}
-		if _, dup := seen[k]; dup {
-			return nil, fmt.Errorf("line %d: field %s given twice", i+2, k)
-		}
-		seen[k] = v
+		vals[j], seen[j] = v, true
 	}
-	for _, k := range []string{"name", "role", "groups", "public-key", "fingerprint"} {
-		if _, ok := seen[k]; !ok {
-			return nil, fmt.Errorf("field %s is missing", k)
+	for j, k := range requestFields {
+		if !seen[j] {
+			return nil, errfmt.Errorf("field %s is missing", k)
 		}
 	}
-	r := &Request{Name: seen["name"], Role: seen["role"]}
-	if g := seen["groups"]; g != "" {
+	r := &Request{Name: vals[0], Role: vals[1]}
+	if g := vals[2]; g != "" {
 		r.Groups = strings.Split(g, ",")
 	}
-	pub, err := base64.StdEncoding.Strict().DecodeString(seen["public-key"])
+	pub, err := base64.StdEncoding.Strict().DecodeString(vals[3])
 	if err != nil {
-		return nil, fmt.Errorf("public-key: not base64")
+		return nil, errors.New("public-key: not base64")
 	}
 	r.PublicKey = pub
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	if fp := seen["fingerprint"]; fp != r.Fingerprint() {
-		return nil, fmt.Errorf("fingerprint %q does not match the public key (%s): the file was changed or damaged", Clip(fp), r.Fingerprint())
+	if fp := vals[4]; fp != r.Fingerprint() {
+		return nil, errfmt.Errorf("fingerprint %q does not match the public key (%s): the file was changed or damaged", Clip(fp), r.Fingerprint())
 	}
 	return r, nil
 }
+
+// requestFields are the lines of a request after the first, in the
+// order Marshal writes them.
+var requestFields = [...]string{"name", "role", "groups", "public-key", "fingerprint"}
+
+// quoteClip is %q of Clip(s). Not inlined: strconv.Quote inlined is about
+// 250 bytes of MIPS code at each call.
+//
+//go:noinline
+func quoteClip(s string) string { return strconv.Quote(Clip(s)) }
 
 // Clip shortens untrusted text quoted in an error message.
 func Clip(s string) string {
@@ -172,7 +188,7 @@ func ParseBlocklist(data []byte) ([]string, error) {
 			continue
 		}
 		if !IsHex64(l) {
-			return nil, fmt.Errorf("line %d: %q is not a certificate fingerprint (64 hex digits)", i+1, Clip(l))
+			return nil, errfmt.Errorf("line %d: %q is not a certificate fingerprint (64 hex digits)", i+1, Clip(l))
 		}
 		out = append(out, l)
 	}

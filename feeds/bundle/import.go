@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/meshnode/meshnode/feeds/index"
 	"github.com/meshnode/meshnode/feeds/usign"
 	"github.com/meshnode/meshnode/internal/atomicfile"
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/lora-bridge/alert"
 )
 
@@ -32,11 +32,15 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("bundle refused, nothing applied: %s: %s", e.File, e.Msg)
+	return "bundle refused, nothing applied: " + e.File + ": " + e.Msg
 }
 
-func refuse(dir, file, format string, args ...any) error {
-	return &RefusedError{File: filepath.Join(dir, filepath.FromSlash(file)), Msg: fmt.Sprintf(format, args...)}
+// refuse is the error for file in the bundle in dir. Not inlined: it is
+// called from a dozen error paths.
+//
+//go:noinline
+func refuse(dir, file, msg string) error {
+	return &RefusedError{File: filepath.Join(dir, filepath.FromSlash(file)), Msg: msg}
 }
 
 // verifySignature reads MANIFEST and checks MANIFEST.sig against keys.
@@ -57,18 +61,18 @@ func VerifySignature(dir string, keys map[string]*usign.PublicKey) (*Manifest, e
 	}
 	sig, err := usign.ParseSignature(sigData)
 	if err != nil {
-		return nil, refuse(dir, SigFile, "%v", err)
+		return nil, refuse(dir, SigFile, err.Error())
 	}
 	pub, ok := keys[sig.Fingerprint()]
 	if !ok {
-		return nil, refuse(dir, SigFile, "signed by key %s, which is not trusted here", sig.Fingerprint())
+		return nil, refuse(dir, SigFile, "signed by key "+sig.Fingerprint()+", which is not trusted here")
 	}
 	if err := usign.Verify(pub, body, sig); err != nil {
 		return nil, refuse(dir, ManifestFile, "does not match its signature (changed, damaged or half-written)")
 	}
 	m, err := ParseManifest(body)
 	if err != nil {
-		return nil, refuse(dir, ManifestFile, "%v", err)
+		return nil, refuse(dir, ManifestFile, err.Error())
 	}
 	return m, nil
 }
@@ -80,8 +84,8 @@ type State struct {
 	Digest  string // SHA-256 of the manifest
 }
 
-func (s State) marshal() []byte {
-	return fmt.Appendf(nil, "version %d\ncreated %s\ndigest %s\n", s.Version, s.Created.UTC().Format(time.RFC3339), s.Digest)
+func (s *State) marshal() []byte {
+	return []byte("version " + strconv.FormatUint(s.Version, 10) + "\ncreated " + s.Created.UTC().Format(time.RFC3339) + "\ndigest " + s.Digest + "\n")
 }
 
 func parseState(data []byte) (State, error) {
@@ -97,7 +101,7 @@ func parseState(data []byte) (State, error) {
 		case "digest":
 			s.Digest = v
 		default:
-			err = fmt.Errorf("unknown line %q", clip(l))
+			err = errfmt.Errorf("unknown line %q", clip(l))
 		}
 		if err != nil {
 			return s, err
@@ -126,15 +130,19 @@ func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified
 	body := m.Marshal()
 	sum := sha256.Sum256(body)
 	v := &Verified{Dir: dir, Manifest: m, Digest: hex.EncodeToString(sum[:]), small: map[string][]byte{}}
+	version, lastCreated := strconv.FormatUint(m.Version, 10), last.Created.UTC().Format(time.RFC3339)
+	msg := ""
 	switch {
 	case m.Version < last.Version:
-		return nil, refuse(dir, ManifestFile, "version %d is older than version %d applied here on %s: refusing a rollback",
-			m.Version, last.Version, last.Created.UTC().Format(time.RFC3339))
+		msg = "version " + version + " is older than version " + strconv.FormatUint(last.Version, 10) +
+			" applied here on " + lastCreated + ": refusing a rollback"
 	case m.Version == last.Version && v.Digest != last.Digest:
-		return nil, refuse(dir, ManifestFile, "version %d was already applied here with different content: refusing it", m.Version)
+		msg = "version " + version + " was already applied here with different content: refusing it"
 	case m.Created.Before(last.Created):
-		return nil, refuse(dir, ManifestFile, "created %s, before the bundle applied here (%s): refusing a rollback",
-			m.Created.Format(time.RFC3339), last.Created.UTC().Format(time.RFC3339))
+		msg = "created " + m.Created.Format(time.RFC3339) + ", before the bundle applied here (" + lastCreated + "): refusing a rollback"
+	}
+	if msg != "" {
+		return nil, refuse(dir, ManifestFile, msg)
 	}
 	listed := map[string]bool{}
 	for _, f := range m.Files {
@@ -146,31 +154,20 @@ func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified
 		}
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
 		top, _, _ := strings.Cut(rel, "/")
-		if top == RequestsDir || top == StatusDir || rel == ManifestFile || rel == SigFile {
-			if d.IsDir() && (top == RequestsDir || top == StatusDir) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if strings.HasPrefix(path.Base(rel), ".") {
-			// Staging files of an interrupted export, or the OS's own
-			// (.Trashes, .fseventsd): never read, so harmless.
+		switch {
+		case rel == "." || rel == ManifestFile || rel == SigFile:
+		case top == RequestsDir || top == StatusDir || strings.HasPrefix(path.Base(rel), "."):
+			// The unsigned write-back areas; staging files of an
+			// interrupted export, or the OS's own (.Trashes,
+			// .fseventsd): never read, so harmless.
 			if d.IsDir() {
 				return fs.SkipDir
 			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if !d.Type().IsRegular() {
+		case d.IsDir():
+		case !d.Type().IsRegular():
 			return refuse(dir, rel, "not a regular file")
-		}
-		if !listed[rel] {
+		case !listed[rel]:
 			return refuse(dir, rel, "not listed in the signed MANIFEST")
 		}
 		return nil
@@ -178,7 +175,8 @@ func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range m.Files {
+	for i := range m.Files {
+		f := &m.Files[i]
 		keep := !strings.HasPrefix(f.Path, FeedDir+"/") && !strings.HasPrefix(f.Path, FirmwareDir+"/")
 		data, err := checkFile(dir, f, keep)
 		if err != nil {
@@ -192,7 +190,7 @@ func Verify(dir string, keys map[string]*usign.PublicKey, last State) (*Verified
 }
 
 // checkFile hashes one file and compares it with the manifest.
-func checkFile(dir string, f File, keep bool) ([]byte, error) {
+func checkFile(dir string, f *File, keep bool) ([]byte, error) {
 	fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f.Path)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, refuse(dir, f.Path, "missing (listed in MANIFEST; was the drive pulled during export?)")
@@ -201,17 +199,20 @@ func checkFile(dir string, f File, keep bool) ([]byte, error) {
 		return nil, err
 	}
 	defer fh.Close()
+	// A kept file is read into memory and hashed there; io.MultiWriter
+	// would cost more flash on MIPS.
 	h := sha256.New()
 	var buf bytes.Buffer
 	w := io.Writer(h)
 	if keep {
-		w = io.MultiWriter(h, &buf)
+		w = &buf
 	}
 	// Read one byte past the size so a longer file shows.
 	n, err := io.Copy(w, io.LimitReader(fh, f.Size+1))
 	if err != nil {
-		return nil, refuse(dir, f.Path, "read error: %v", err)
+		return nil, refuse(dir, f.Path, "read error: "+err.Error())
 	}
+	h.Write(buf.Bytes())
 	if n != f.Size {
 		return nil, refuse(dir, f.Path, "size differs from the signed MANIFEST (cut short or changed)")
 	}
@@ -255,12 +256,12 @@ type Result struct {
 func (im *Importer) Import(ctx context.Context, dir string) (*Result, error) {
 	keys, err := usign.LoadKeyDir(im.KeyDir)
 	if err != nil {
-		return nil, fmt.Errorf("trusted keys %s: %w", im.KeyDir, err)
+		return nil, errfmt.Errorf("trusted keys %s: %w", im.KeyDir, err)
 	}
 	var last State
 	if data, err := os.ReadFile(im.State); err == nil {
 		if last, err = parseState(data); err != nil {
-			return nil, fmt.Errorf("%s: %w", im.State, err)
+			return nil, errfmt.Errorf("%s: %w", im.State, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -282,33 +283,28 @@ func (im *Importer) Import(ctx context.Context, dir string) (*Result, error) {
 func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 	res := &Result{Version: v.Manifest.Version}
 	n := im.Node
-	// Parse everything before installing anything.
-	var blocklist []string
-	if data, ok := v.small[BlocklistPth]; ok {
-		var err error
-		if blocklist, err = exchange.ParseBlocklist(data); err != nil {
-			return res, refuse(v.Dir, BlocklistPth, "%v", err)
-		}
+	// Parse everything before installing anything. A missing file parses
+	// as empty.
+	blData, haveBlocklist := v.small[BlocklistPth]
+	blocklist, err := exchange.ParseBlocklist(blData)
+	if err != nil {
+		return res, refuse(v.Dir, BlocklistPth, err.Error())
 	}
 	var alertKeys []string
-	if data, ok := v.small[AlertKeys]; ok {
-		for i, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			if l = strings.TrimSpace(l); l == "" {
-				continue
-			}
-			if _, err := alert.ParseKey(l); err != nil {
-				return res, refuse(v.Dir, AlertKeys, "line %d: %v", i+1, err)
-			}
-			alertKeys = append(alertKeys, l)
+	for i, l := range strings.Split(strings.TrimSpace(string(v.small[AlertKeys])), "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
 		}
+		if _, err := alert.ParseKey(l); err != nil {
+			return res, refuse(v.Dir, AlertKeys, "line "+strconv.Itoa(i+1)+": "+err.Error())
+		}
+		alertKeys = append(alertKeys, l)
 	}
 	blocklistChanged := false
-	if data, ok := v.small[BlocklistPth]; ok {
-		changed, err := writeIfChanged(filepath.Join(n.Dir, enroll.BlocklistFile), data)
-		if err != nil {
+	if haveBlocklist {
+		if blocklistChanged, err = writeIfChanged(filepath.Join(n.Dir, enroll.BlocklistFile), blData); err != nil {
 			return res, err
 		}
-		blocklistChanged = changed
 		res.Blocklist = len(blocklist)
 	}
 	if alertKeys != nil {
@@ -318,24 +314,27 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 		res.AlertKeys = len(alertKeys)
 	}
 
-	// A certificate waits for us if one matches our key.
+	// A certificate waits for us if one matches our key. (Every file
+	// under certs/ is in v.small.)
 	var waiting []string
-	for p := range v.small {
+	for i := range v.Manifest.Files {
+		p := v.Manifest.Files[i].Path
 		if strings.HasPrefix(p, CertsDir+"/") && path.Base(p) == exchange.IssuedCert {
 			waiting = append(waiting, path.Dir(p))
 		}
 	}
 	slices.Sort(waiting)
+	opts := enroll.ImportOptions{Blocklist: blocklist}
 	for _, d := range waiting {
 		r := &enroll.Response{Cert: v.small[d+"/"+exchange.IssuedCert], CA: v.small[d+"/"+exchange.IssuedCA],
 			Lighthouses: v.small[d+"/"+exchange.IssuedLighthouses], Source: filepath.Join(v.Dir, d, exchange.IssuedCert)}
 		if r.CA == nil {
 			r.CA = v.small[CACertPath]
 		}
-		if _, err := n.Check(r, enroll.ImportOptions{Blocklist: blocklist}); err != nil {
+		if _, err := n.Check(r, opts); err != nil {
 			continue // another node's certificate
 		}
-		inst, err := n.Import(ctx, r, enroll.ImportOptions{Blocklist: blocklist})
+		inst, err := n.Import(ctx, r, opts)
 		if err != nil {
 			return res, err
 		}
@@ -347,47 +346,56 @@ func (im *Importer) apply(ctx context.Context, v *Verified) (*Result, error) {
 	// the next restart.
 	if blocklistChanged && (res.Certificate == nil || !res.Certificate.Changed) && n.Reload != nil {
 		if err := n.Reload(ctx); err != nil {
-			return res, fmt.Errorf("blocklist installed, but reloading the agent failed: %w", err)
+			return res, errfmt.Errorf("blocklist installed, but reloading the agent failed: %w", err)
 		}
 	}
 
 	if im.Arch != "" && im.Opkg != nil {
-		feed := path.Join(FeedDir, im.Arch)
-		if _, ok := v.Manifest.Lookup(feed + "/index.json"); !ok {
-			res.Notes = append(res.Notes, "no feed for "+im.Arch+" in this bundle")
-		} else {
-			data, err := os.ReadFile(filepath.Join(v.Dir, filepath.FromSlash(feed), "index.json"))
-			if err != nil {
-				return res, err
-			}
-			// Re-check: the drive could have changed since Verify.
-			f, _ := v.Manifest.Lookup(feed + "/index.json")
-			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.SHA256 {
-				return res, refuse(v.Dir, feed+"/index.json", "changed after verification")
-			}
-			_, idx, err := index.ParseIndexJSON(data)
-			if err != nil {
-				return res, refuse(v.Dir, feed+"/index.json", "%v", err)
-			}
-			var pkgs []string
-			for p := range idx {
-				pkgs = append(pkgs, p)
-			}
-			slices.Sort(pkgs)
-			abs, _ := filepath.Abs(filepath.Join(v.Dir, filepath.FromSlash(feed)))
-			up, err := im.Opkg.Upgrade(ctx, abs, pkgs)
-			res.Upgraded = up
-			if err != nil {
-				return res, fmt.Errorf("opkg: %w", err)
-			}
+		if err := im.upgrade(ctx, v, res); err != nil {
+			return res, err
 		}
 	}
-	for _, f := range v.Manifest.Files {
-		if strings.HasPrefix(f.Path, FirmwareDir+"/") {
-			res.Notes = append(res.Notes, "firmware image on the drive (not flashed automatically): "+f.Path)
+	for i := range v.Manifest.Files {
+		if p := v.Manifest.Files[i].Path; strings.HasPrefix(p, FirmwareDir+"/") {
+			res.Notes = append(res.Notes, "firmware image on the drive (not flashed automatically): "+p)
 		}
 	}
 	return res, nil
+}
+
+// upgrade installs the package updates of the bundle's feed for im.Arch.
+func (im *Importer) upgrade(ctx context.Context, v *Verified, res *Result) error {
+	feed := path.Join(FeedDir, im.Arch)
+	idxPath := feed + "/index.json"
+	f, ok := v.Manifest.Lookup(idxPath)
+	if !ok {
+		res.Notes = append(res.Notes, "no feed for "+im.Arch+" in this bundle")
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(v.Dir, filepath.FromSlash(idxPath)))
+	if err != nil {
+		return err
+	}
+	// Re-check: the drive could have changed since Verify.
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.SHA256 {
+		return refuse(v.Dir, idxPath, "changed after verification")
+	}
+	_, idx, err := index.ParseIndexJSON(data)
+	if err != nil {
+		return refuse(v.Dir, idxPath, err.Error())
+	}
+	var pkgs []string
+	for p := range idx {
+		pkgs = append(pkgs, p)
+	}
+	slices.Sort(pkgs)
+	abs, _ := filepath.Abs(filepath.Join(v.Dir, filepath.FromSlash(feed)))
+	up, err := im.Opkg.Upgrade(ctx, abs, pkgs)
+	res.Upgraded = up
+	if err != nil {
+		return errfmt.Errorf("opkg: %w", err)
+	}
+	return nil
 }
 
 // writeIfChanged reports whether it wrote: an unchanged file is left
@@ -423,30 +431,30 @@ func (im *Importer) writeBack(dir string, res *Result, impErr error) {
 	if exchange.ValidName(name) != nil {
 		name = "unnamed"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "node %s\ntime %s\n", name, time.Now().UTC().Format(time.RFC3339))
+	st := "node " + name + "\ntime " + time.Now().UTC().Format(time.RFC3339) + "\n"
 	if impErr != nil {
-		fmt.Fprintf(&b, "result error: %s\n", strings.ReplaceAll(impErr.Error(), "\n", " "))
+		st += "result error: " + strings.ReplaceAll(impErr.Error(), "\n", " ") + "\n"
 	} else {
-		b.WriteString("result ok\n")
+		st += "result ok\n"
 	}
 	if res != nil {
-		fmt.Fprintf(&b, "bundle-version %d\nblocklist %d\nalert-keys %d\n", res.Version, res.Blocklist, res.AlertKeys)
+		st += "bundle-version " + strconv.FormatUint(res.Version, 10) + "\nblocklist " + strconv.Itoa(res.Blocklist) +
+			"\nalert-keys " + strconv.Itoa(res.AlertKeys) + "\n"
 		if res.Certificate != nil {
-			fmt.Fprintf(&b, "certificate %s\n", res.Certificate.Summary())
+			st += "certificate " + res.Certificate.Summary() + "\n"
 		}
 		if len(res.Upgraded) > 0 {
-			fmt.Fprintf(&b, "upgraded %s\n", strings.Join(res.Upgraded, " "))
+			st += "upgraded " + strings.Join(res.Upgraded, " ") + "\n"
 		}
 		for _, n := range res.Notes {
-			fmt.Fprintf(&b, "note %s\n", n)
+			st += "note " + n + "\n"
 		}
 	}
 	if req != nil {
-		fmt.Fprintf(&b, "pending-request %s\n", req.Fingerprint())
+		st += "pending-request " + req.Fingerprint() + "\n"
 	}
 	p := filepath.Join(dir, StatusDir, name+".txt")
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
-		atomicfile.WriteFile(p, []byte(b.String()), 0o644)
+		atomicfile.WriteFile(p, []byte(st), 0o644)
 	}
 }

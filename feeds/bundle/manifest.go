@@ -9,14 +9,16 @@ package bundle
 
 import (
 	"bytes"
-	"encoding/hex"
-	"fmt"
+	"errors"
 	"path"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/ca/exchange"
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Names in a bundle directory.
@@ -58,43 +60,45 @@ func (m *Manifest) Marshal() []byte {
 	// sort.Slice: a generic sort per struct type costs ~13 KB on MIPS.
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nversion %d\ncreated %s\n", manifestMagic, m.Version, m.Created.UTC().Format(time.RFC3339))
-	for _, f := range fs {
-		fmt.Fprintf(&b, "file %s %d %s\n", f.SHA256, f.Size, f.Path)
+	b.WriteString(manifestMagic + "\nversion " + strconv.FormatUint(m.Version, 10) + "\ncreated " + m.Created.UTC().Format(time.RFC3339) + "\n")
+	for i := range fs {
+		f := &fs[i]
+		b.WriteString("file " + f.SHA256 + " " + strconv.FormatInt(f.Size, 10) + " " + f.Path + "\n")
 	}
 	return b.Bytes()
 }
 
 // Lookup returns the entry for p.
 func (m *Manifest) Lookup(p string) (File, bool) {
-	i := slices.IndexFunc(m.Files, func(f File) bool { return f.Path == p })
-	if i < 0 {
-		return File{}, false
+	for i := range m.Files {
+		if m.Files[i].Path == p {
+			return m.Files[i], true
+		}
 	}
-	return m.Files[i], true
+	return File{}, false
 }
 
 // ParseManifest reads a manifest written by Marshal, strictly: any line it
 // does not understand is an error naming the line.
 func ParseManifest(data []byte) (*Manifest, error) {
 	if len(data) == 0 || data[len(data)-1] != '\n' {
-		return nil, fmt.Errorf("empty or cut short (last line incomplete)")
+		return nil, errors.New("empty or cut short (last line incomplete)")
 	}
 	lines := strings.Split(string(data[:len(data)-1]), "\n")
 	if len(lines) < 3 || lines[0] != manifestMagic {
-		return nil, fmt.Errorf("line 1: want %q", manifestMagic)
+		return nil, errfmt.Errorf("line 1: want %q", manifestMagic)
 	}
 	m := &Manifest{}
 	v, ok := strings.CutPrefix(lines[1], "version ")
 	n, err := strconv.ParseUint(v, 10, 64)
 	if !ok || err != nil || n == 0 || strconv.FormatUint(n, 10) != v {
-		return nil, fmt.Errorf("line 2: want 'version N' with N > 0")
+		return nil, errors.New("line 2: want 'version N' with N > 0")
 	}
 	m.Version = n
 	c, ok := strings.CutPrefix(lines[2], "created ")
 	t, err := time.Parse(time.RFC3339, c)
 	if !ok || err != nil || t.UTC().Format(time.RFC3339) != c {
-		return nil, fmt.Errorf("line 3: want 'created' and an RFC 3339 UTC time")
+		return nil, errors.New("line 3: want 'created' and an RFC 3339 UTC time")
 	}
 	m.Created = t
 	seen := map[string]bool{}
@@ -103,23 +107,30 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		rest, ok := strings.CutPrefix(l, "file ")
 		parts := strings.SplitN(rest, " ", 3)
 		if !ok || len(parts) != 3 {
-			return nil, fmt.Errorf("line %d: want 'file SHA256 SIZE PATH'", ln)
+			return nil, errfmt.Errorf("line %d: want 'file SHA256 SIZE PATH'", ln)
 		}
 		f := File{SHA256: parts[0], Path: parts[2]}
-		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 || strings.ToLower(f.SHA256) != f.SHA256 {
-			return nil, fmt.Errorf("line %d: %q is not a SHA-256 in lower-case hex", ln, clip(f.SHA256))
+		f.Size, err = strconv.ParseInt(parts[1], 10, 64)
+		// The line's error, if msg is set: one exit, as each error
+		// built in place costs flash on MIPS.
+		msg := ""
+		switch {
+		case !exchange.IsHex64(f.SHA256):
+			msg = quoteClip(f.SHA256) + " is not a SHA-256 in lower-case hex"
+		case err != nil || f.Size < 0 || strconv.FormatInt(f.Size, 10) != parts[1]:
+			msg = "size " + quoteClip(parts[1]) + " is not a number of bytes"
+		default:
+			if err := CheckPath(f.Path); err != nil {
+				return nil, errfmt.Errorf("line %d: %w", ln, err)
+			}
+			if seen[f.Path] {
+				msg = f.Path + " listed twice"
+			} else if i > 0 && m.Files[i-1].Path > f.Path {
+				msg = f.Path + " is out of order"
+			}
 		}
-		if f.Size, err = strconv.ParseInt(parts[1], 10, 64); err != nil || f.Size < 0 || strconv.FormatInt(f.Size, 10) != parts[1] {
-			return nil, fmt.Errorf("line %d: size %q is not a number of bytes", ln, clip(parts[1]))
-		}
-		if err := CheckPath(f.Path); err != nil {
-			return nil, fmt.Errorf("line %d: %w", ln, err)
-		}
-		if seen[f.Path] {
-			return nil, fmt.Errorf("line %d: %s listed twice", ln, f.Path)
-		}
-		if i > 0 && m.Files[i-1].Path > f.Path {
-			return nil, fmt.Errorf("line %d: %s is out of order", ln, f.Path)
+		if msg != "" {
+			return nil, errfmt.Errorf("line %d: %s", ln, msg)
 		}
 		seen[f.Path] = true
 		m.Files = append(m.Files, f)
@@ -130,26 +141,29 @@ func ParseManifest(data []byte) (*Manifest, error) {
 // CheckPath refuses paths that could escape the bundle or shadow the
 // unsigned write-back areas.
 func CheckPath(p string) error {
-	if p == "" || path.Clean(p) != p || path.IsAbs(p) || p == "." || strings.HasPrefix(p, "../") || p == ".." {
-		return fmt.Errorf("path %q is not a clean relative path", clip(p))
-	}
-	for _, c := range p {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._+-/", c)) {
-			return fmt.Errorf("path %q: only letters, digits and ._+-/ are allowed", clip(p))
+	badChar := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		// Bytes of non-ASCII runes are refused here too.
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._+-/", c) >= 0) {
+			badChar = true
 		}
 	}
 	top, _, _ := strings.Cut(p, "/")
-	switch top {
-	case FeedDir, "ca", CertsDir, FirmwareDir:
+	msg := ""
+	switch {
+	case p == "" || path.Clean(p) != p || path.IsAbs(p) || p == "." || strings.HasPrefix(p, "../") || p == "..":
+		msg = " is not a clean relative path"
+	case badChar:
+		msg = ": only letters, digits and ._+-/ are allowed"
+	case top != FeedDir && top != "ca" && top != CertsDir && top != FirmwareDir:
+		msg = " is outside feed/, ca/, certs/ and firmware/"
+	case strings.HasPrefix(p, ".") || strings.Contains(p, "/."):
+		msg = ": hidden names are not allowed"
 	default:
-		return fmt.Errorf("path %q is outside feed/, ca/, certs/ and firmware/", clip(p))
+		return nil
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if strings.HasPrefix(seg, ".") {
-			return fmt.Errorf("path %q: hidden names are not allowed", clip(p))
-		}
-	}
-	return nil
+	return errfmt.Errorf("path %q%s", clip(p), msg)
 }
 
 func clip(s string) string {
@@ -158,3 +172,9 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// quoteClip is %q of clip(s). Not inlined: strconv.Quote inlined is
+// about 250 bytes of MIPS code at each call.
+//
+//go:noinline
+func quoteClip(s string) string { return strconv.Quote(clip(s)) }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/slackhq/nebula/cert"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/run"
 )
 
@@ -50,7 +50,7 @@ func (o OpkgCLI) Upgrade(ctx context.Context, dir string, pkgs []string) ([]stri
 		}
 		conf.WriteString(l + "\n")
 	}
-	fmt.Fprintf(&conf, "lists_dir ext %s\nsrc/gz meshnode_bundle file://%s\n", filepath.Join(tmp, "lists"), dir)
+	conf.WriteString("lists_dir ext " + filepath.Join(tmp, "lists") + "\nsrc/gz meshnode_bundle file://" + dir + "\n")
 	cf := filepath.Join(tmp, "opkg.conf")
 	if err := os.WriteFile(cf, conf.Bytes(), 0o600); err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func (o OpkgCLI) Upgrade(ctx context.Context, dir string, pkgs []string) ([]stri
 	opkg := func(args ...string) ([]byte, error) {
 		out, err := run.CombinedOutput(ctx, bin, append([]string{"-f", cf}, args...)...)
 		if err != nil {
-			return out, fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, bytes.TrimSpace(out))
+			return out, errfmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, bytes.TrimSpace(out))
 		}
 		return out, nil
 	}

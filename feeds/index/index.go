@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/meshnode/meshnode/feeds/ipk"
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Entry is one .ipk to index: its base file name and its bytes.
@@ -52,7 +53,7 @@ type group struct {
 // then by opkg version order; the same name and version twice is an error.
 func Build(arch string, ipks []Entry) (*Feed, error) {
 	if !validArch(arch) {
-		return nil, fmt.Errorf("index: invalid architecture %q", arch)
+		return nil, errfmt.Errorf("index: invalid architecture %q", arch)
 	}
 	var recs []record
 	files := map[string]bool{}
@@ -61,12 +62,12 @@ func Build(arch string, ipks []Entry) (*Feed, error) {
 			return nil, err
 		}
 		if files[e.FileName] {
-			return nil, fmt.Errorf("index: %s given twice", e.FileName)
+			return nil, errfmt.Errorf("index: %s given twice", e.FileName)
 		}
 		files[e.FileName] = true
 		r, skip, err := makeRecord(arch, e)
 		if err != nil {
-			return nil, fmt.Errorf("index: %s: %w", e.FileName, err)
+			return nil, errfmt.Errorf("index: %s: %w", e.FileName, err)
 		}
 		if !skip {
 			recs = append(recs, r)
@@ -80,7 +81,7 @@ func Build(arch string, ipks []Entry) (*Feed, error) {
 	})
 	for i := 1; i < len(recs); i++ {
 		if a, b := recs[i-1], recs[i]; a.name == b.name && ipk.CompareVersions(a.version, b.version) == 0 {
-			return nil, fmt.Errorf("index: package %s version %s is in both %s and %s", a.name, a.version, a.file, b.file)
+			return nil, errfmt.Errorf("index: package %s version %s is in both %s and %s", a.name, a.version, a.file, b.file)
 		}
 	}
 
@@ -131,18 +132,18 @@ func makeRecord(arch string, e Entry) (r record, skip bool, err error) {
 		return r, true, nil
 	}
 	if !ipk.ValidName(r.name) {
-		return r, false, fmt.Errorf("invalid package name %q", r.name)
+		return r, false, errfmt.Errorf("invalid package name %q", r.name)
 	}
 	if strings.ContainsFunc(r.version, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
-		return r, false, fmt.Errorf("package %s: version %q contains whitespace or control characters", r.name, r.version)
+		return r, false, errfmt.Errorf("package %s: version %q contains whitespace or control characters", r.name, r.version)
 	}
 	if a := ipk.Get(info.Fields, "Architecture"); a != arch && a != "all" {
-		return r, false, fmt.Errorf("package %s: architecture %q is neither %q nor \"all\"", r.name, a, arch)
+		return r, false, errfmt.Errorf("package %s: architecture %q is neither %q nor \"all\"", r.name, a, arch)
 	}
 	// A control that already has a field the indexer adds is refused.
 	for _, f := range []string{"Filename", "Size", "SHA256sum"} {
 		if ipk.Get(info.Fields, f) != "" {
-			return r, false, fmt.Errorf("package %s: control already has a %s field", r.name, f)
+			return r, false, errfmt.Errorf("package %s: control already has a %s field", r.name, f)
 		}
 	}
 	sum := sha256.Sum256(e.Data)
@@ -249,11 +250,11 @@ func checkFileName(n string) error {
 	case n == "" || n == ".ipk":
 		return errors.New("index: empty file name")
 	case strings.ContainsAny(n, "/\\"):
-		return fmt.Errorf("index: %q: want a base file name", n)
+		return errfmt.Errorf("index: %q: want a base file name", n)
 	case strings.ContainsFunc(n, func(c rune) bool { return c <= ' ' || c == 0x7f }):
-		return fmt.Errorf("index: %q: whitespace or control character in file name", n)
+		return errfmt.Errorf("index: %q: whitespace or control character in file name", n)
 	case !strings.HasSuffix(n, ".ipk"):
-		return fmt.Errorf("index: %q: not an .ipk file name", n)
+		return errfmt.Errorf("index: %q: not an .ipk file name", n)
 	}
 	return nil
 }
@@ -291,11 +292,11 @@ func ParsePackages(data []byte) ([]Record, error) {
 		para := strings.Join(lines[start:i], "\n") + "\n"
 		r, err := parseRecord(para, start+1)
 		if err != nil {
-			return nil, fmt.Errorf("index: record %d (%s): %w", len(recs)+1, recordName(para, start+1), err)
+			return nil, errfmt.Errorf("index: record %d (%s): %w", len(recs)+1, recordName(para, start+1), err)
 		}
 		key := r.Package + "\x00" + r.Version
 		if l, dup := seen[key]; dup {
-			return nil, fmt.Errorf("index: record %d (%s): version %s already listed at line %d", len(recs)+1, recordName(para, start+1), r.Version, l)
+			return nil, errfmt.Errorf("index: record %d (%s): version %s already listed at line %d", len(recs)+1, recordName(para, start+1), r.Version, l)
 		}
 		seen[key] = r.Line
 		recs = append(recs, r)
@@ -341,10 +342,10 @@ func parseRecord(para string, first int) (Record, error) {
 	}{{"Package", &r.Package}, {"Version", &r.Version}, {"Architecture", &r.Architecture}, {"Filename", &r.Filename}} {
 		v := ipk.Get(fields, req.name)
 		if v == "" {
-			return r, fmt.Errorf("missing %s", req.name)
+			return r, errfmt.Errorf("missing %s", req.name)
 		}
 		if strings.ContainsAny(v, " \t\n\r") {
-			return r, fmt.Errorf("line %d: %s %q contains whitespace", lineOf(req.name), req.name, v)
+			return r, errfmt.Errorf("line %d: %s %q contains whitespace", lineOf(req.name), req.name, v)
 		}
 		*req.dst = v
 	}
@@ -353,17 +354,17 @@ func parseRecord(para string, first int) (Record, error) {
 		return r, errors.New("missing Size")
 	}
 	if strings.Trim(size, "0123456789") != "" {
-		return r, fmt.Errorf("line %d: Size %q is not a decimal number", lineOf("Size"), size)
+		return r, errfmt.Errorf("line %d: Size %q is not a decimal number", lineOf("Size"), size)
 	}
 	if r.Size, err = strconv.ParseInt(size, 10, 64); err != nil {
-		return r, fmt.Errorf("line %d: Size %q: out of range", lineOf("Size"), size)
+		return r, errfmt.Errorf("line %d: Size %q: out of range", lineOf("Size"), size)
 	}
 	sum := ipk.Get(fields, "SHA256sum")
 	if sum == "" {
 		return r, errors.New("missing SHA256sum")
 	}
 	if _, err := hex.DecodeString(sum); err != nil || len(sum) != 64 {
-		return r, fmt.Errorf("line %d: SHA256sum %q is not exactly 64 hex digits", lineOf("SHA256sum"), sum)
+		return r, errfmt.Errorf("line %d: SHA256sum %q is not exactly 64 hex digits", lineOf("SHA256sum"), sum)
 	}
 	r.SHA256 = strings.ToLower(sum)
 	return r, nil
@@ -379,7 +380,7 @@ func ParseIndexJSON(data []byte) (arch string, pkgs map[string]string, err error
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return "", nil, fmt.Errorf("index: index.json: %w", err)
+		return "", nil, errfmt.Errorf("index: index.json: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return "", nil, errors.New("index: index.json: data after the object")

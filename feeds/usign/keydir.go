@@ -1,10 +1,11 @@
 package usign
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // LoadKeyDir reads a directory laid out like /etc/opkg/keys: one public key
@@ -32,10 +33,10 @@ func LoadKeyDir(dir string) (map[string]*PublicKey, error) {
 		}
 		k, err := ParsePublicKey(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, errfmt.Errorf("%s: %w", path, err)
 		}
 		if fp := k.Fingerprint(); fp != name {
-			return nil, fmt.Errorf("%s: holds key %s but usign looks keys up by file name; rename it to %s",
+			return nil, errfmt.Errorf("%s: holds key %s but usign looks keys up by file name; rename it to %s",
 				path, fp, filepath.Join(dir, fp))
 		}
 		keys[name] = k

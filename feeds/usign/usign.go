@@ -16,10 +16,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Errors returned (wrapped) by the parsers and Verify. Test for them with
@@ -87,7 +90,7 @@ type Signature struct {
 func Generate(rand io.Reader, comment string) (*SecretKey, error) {
 	var buf [ed25519.SeedSize + 8 + 16]byte
 	if _, err := io.ReadFull(rand, buf[:]); err != nil {
-		return nil, fmt.Errorf("usign: reading randomness: %w", err)
+		return nil, errfmt.Errorf("usign: reading randomness: %w", err)
 	}
 	s := &SecretKey{
 		Key:     ed25519.NewKeyFromSeed(buf[:ed25519.SeedSize]),
@@ -108,8 +111,11 @@ func (s *SecretKey) Public() *PublicKey {
 
 // fingerprint formats a keynum the way usign names key files: the 8 bytes
 // read as a big-endian integer, 16 lowercase hex digits with leading zeros.
+// Not inlined: the Fingerprint methods would each carry a copy.
+//
+//go:noinline
 func fingerprint(n [8]byte) string {
-	return fmt.Sprintf("%016x", binary.BigEndian.Uint64(n[:]))
+	return hex.EncodeToString(n[:]) // big-endian already
 }
 
 // Fingerprint is the key's file name in /etc/opkg/keys.
@@ -178,13 +184,27 @@ func encodeFile(comment, def string, raw []byte) []byte {
 // decodeFile splits a usign file into comment and decoded struct and checks
 // the decoded length. what names the struct for error messages.
 func decodeFile(data []byte, what string, want int) (comment string, raw []byte, err error) {
+	comment, raw, kind, msg := splitFile(data, want)
+	if kind != nil {
+		return "", nil, errfmt.Errorf("%s: %w: %s", what, kind, msg)
+	}
+	if string(raw[:2]) != pkAlg {
+		return "", nil, errfmt.Errorf("%s: %w: algorithm %q, want %q (Ed25519)", what, ErrAlgorithm, raw[:2], pkAlg)
+	}
+	return comment, raw, nil
+}
+
+// splitFile is decodeFile without the algorithm check; on error it
+// returns the error kind and the details, so the error is built in one
+// place (each costs flash on MIPS).
+func splitFile(data []byte, want int) (comment string, raw []byte, kind error, msg string) {
 	first, rest, ok := bytes.Cut(data, []byte("\n"))
 	if !ok {
-		return "", nil, fmt.Errorf("%s: %w: want two lines, found one", what, ErrComment)
+		return "", nil, ErrComment, "want two lines, found one"
 	}
 	first = bytes.TrimSuffix(first, []byte("\r")) // tolerate files edited on Windows
 	if !bytes.HasPrefix(first, []byte(commentPrefix)) {
-		return "", nil, fmt.Errorf("%s: %w: first line must start with %q", what, ErrComment, commentPrefix)
+		return "", nil, ErrComment, `first line must start with "` + commentPrefix + `"`
 	}
 	comment = string(first[len(commentPrefix):])
 
@@ -193,24 +213,20 @@ func decodeFile(data []byte, what string, want int) (comment string, raw []byte,
 	// usign reads only two lines; anything more than blank space means the
 	// file is not what the caller thinks it is (e.g. two keys pasted together).
 	if len(bytes.TrimSpace(tail)) != 0 {
-		return "", nil, fmt.Errorf("%s: %w: unexpected text after the base64 line", what, ErrBase64)
+		return "", nil, ErrBase64, "unexpected text after the base64 line"
 	}
 	if len(line) == 0 {
-		return "", nil, fmt.Errorf("%s: %w: second line is empty", what, ErrBase64)
+		return "", nil, ErrBase64, "second line is empty"
 	}
 	raw = make([]byte, base64.StdEncoding.DecodedLen(len(line)))
 	n, err := base64.StdEncoding.Strict().Decode(raw, line)
 	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w: %v", what, ErrBase64, err)
+		return "", nil, ErrBase64, err.Error()
 	}
-	raw = raw[:n]
 	if n != want {
-		return "", nil, fmt.Errorf("%s: %w: decodes to %d bytes, want %d", what, ErrLength, n, want)
+		return "", nil, ErrLength, "decodes to " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(want)
 	}
-	if string(raw[:2]) != pkAlg {
-		return "", nil, fmt.Errorf("%s: %w: algorithm %q, want %q (Ed25519)", what, ErrAlgorithm, raw[:2], pkAlg)
-	}
-	return comment, raw, nil
+	return comment, raw[:n], nil, ""
 }
 
 // ParsePublicKey parses a public key file.
@@ -243,24 +259,24 @@ func ParseSecretKey(data []byte) (*SecretKey, error) {
 		return nil, err
 	}
 	if string(raw[2:4]) != kdfAlg {
-		return nil, fmt.Errorf("secret key: %w: KDF %q, want %q", ErrAlgorithm, raw[2:4], kdfAlg)
+		return nil, errfmt.Errorf("secret key: %w: KDF %q, want %q", ErrAlgorithm, raw[2:4], kdfAlg)
 	}
 	// Checked before the checksum: with a passphrase the key bytes are
 	// encrypted, so the checksum would fail with a misleading message.
 	if rounds := binary.BigEndian.Uint32(raw[secOffRounds:]); rounds != 0 {
-		return nil, fmt.Errorf("%w (%d KDF rounds); usign cannot use such keys: "+
+		return nil, errfmt.Errorf("%w (%d KDF rounds); usign cannot use such keys: "+
 			"make a key without passphrase for the signing machine (usign -G, or signify -G -n)",
 			ErrPassphrase, rounds)
 	}
 	seckey := raw[secOffKey:]
 	if subtle.ConstantTimeCompare(checksum(seckey), raw[secOffSum:secOffNum]) != 1 {
-		return nil, fmt.Errorf("secret key: %w: the key bytes are corrupt", ErrChecksum)
+		return nil, errfmt.Errorf("secret key: %w: the key bytes are corrupt", ErrChecksum)
 	}
 	// The stored public half is what usign writes into signatures' key files;
 	// if it does not belong to the seed every signature would fail to verify.
 	priv := ed25519.NewKeyFromSeed(seckey[:ed25519.SeedSize])
 	if subtle.ConstantTimeCompare(priv[ed25519.SeedSize:], seckey[ed25519.SeedSize:]) != 1 {
-		return nil, fmt.Errorf("secret key: %w: public half does not belong to the seed", ErrChecksum)
+		return nil, errfmt.Errorf("secret key: %w: public half does not belong to the seed", ErrChecksum)
 	}
 	s := &SecretKey{Key: priv, Comment: comment}
 	copy(s.KeyNum[:], raw[secOffNum:secOffKey])
@@ -284,7 +300,7 @@ type KeyMismatchError struct {
 }
 
 func (e *KeyMismatchError) Error() string {
-	return fmt.Sprintf("signed by key %s, not %s", e.Signed, e.Want)
+	return "signed by key " + e.Signed + ", not " + e.Want
 }
 
 // Is makes errors.Is(err, ErrKeyMismatch) true.
@@ -298,10 +314,10 @@ func Verify(pub *PublicKey, msg []byte, sig *Signature) error {
 		return &KeyMismatchError{Signed: sig.Fingerprint(), Want: pub.Fingerprint()}
 	}
 	if len(pub.Key) != ed25519.PublicKeySize || len(sig.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: malformed key or signature", ErrLength)
+		return errfmt.Errorf("%w: malformed key or signature", ErrLength)
 	}
 	if !ed25519.Verify(pub.Key, msg, sig.Sig) {
-		return fmt.Errorf("%w: does not match the data (key %s)", ErrBadSignature, pub.Fingerprint())
+		return errfmt.Errorf("%w: does not match the data (key %s)", ErrBadSignature, pub.Fingerprint())
 	}
 	return nil
 }

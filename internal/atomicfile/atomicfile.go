@@ -3,9 +3,10 @@
 package atomicfile
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // WriteFile writes data to path with mode perm: a temporary file in the
@@ -51,12 +52,12 @@ func WriteFileRename(path string, data []byte, perm os.FileMode, rename func(fro
 // SyncDir makes directory entry changes (creates, renames) in dir durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if err != nil {
+		return errfmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

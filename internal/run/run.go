@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // DefaultPath is searched when PATH is unset, as procd starts services.
@@ -35,7 +36,7 @@ func LookPath(name string) (string, error) {
 		if isExec(name) {
 			return name, nil
 		}
-		return "", fmt.Errorf("%s: %w", name, ErrNotFound)
+		return "", errfmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	path, ok := os.LookupEnv("PATH")
 	if !ok {
@@ -49,7 +50,7 @@ func LookPath(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s: %w in %s", name, ErrNotFound, path)
+	return "", errfmt.Errorf("%s: %w in %s", name, ErrNotFound, path)
 }
 
 func isExec(p string) bool {
@@ -78,12 +79,12 @@ func start(ctx context.Context, combined bool, name string, args []string) ([]by
 	}
 	null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", os.DevNull, err)
+		return nil, errfmt.Errorf("%s: %w", os.DevNull, err)
 	}
 	defer syscall.Close(null)
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("pipe: %w", err)
+		return nil, errfmt.Errorf("pipe: %w", err)
 	}
 	// Non-blocking, so that closing r ends a read the runtime poller waits on.
 	if err := syscall.SetNonblock(p[0], true); err != nil {
@@ -105,7 +106,7 @@ func start(ctx context.Context, combined bool, name string, args []string) ([]by
 	})
 	syscall.Close(p[1]) // the child holds its own copy
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, errfmt.Errorf("%s: %w", name, err)
 	}
 
 	var out bytes.Buffer
@@ -131,7 +132,7 @@ func start(ctx context.Context, combined bool, name string, args []string) ([]by
 	}
 	close(exited)
 	if err != nil {
-		return nil, fmt.Errorf("%s: wait: %w", name, err)
+		return nil, errfmt.Errorf("%s: wait: %w", name, err)
 	}
 	select {
 	case <-read:
@@ -139,14 +140,14 @@ func start(ctx context.Context, combined bool, name string, args []string) ([]by
 		r.Close() // ends io.Copy
 		<-read
 	}
-	ok := ws.Exited() && ws.ExitStatus() == 0
-	if cerr := ctx.Err(); cerr != nil && !ok {
-		return out.Bytes(), fmt.Errorf("%s: %w", name, cerr)
+	switch cerr := ctx.Err(); {
+	case ws.Exited() && ws.ExitStatus() == 0:
+	case cerr != nil:
+		err = errfmt.Errorf("%s: %w", name, cerr)
+	default:
+		err = &ExitError{Name: name, Status: ws}
 	}
-	if !ok {
-		return out.Bytes(), &ExitError{Name: name, Status: ws}
-	}
-	return out.Bytes(), nil
+	return out.Bytes(), err
 }
 
 // ExitError is a program that ran and failed.

@@ -1,8 +1,8 @@
 package uci
 
 import (
-	"fmt"
 	"os"
+	"strconv"
 )
 
 // ReadFile reads and parses a UCI file; errors name path.
@@ -78,12 +78,8 @@ type lexer struct {
 	spliceEnd int // offset just past the last backslash-newline
 }
 
-// Not inlined: it is called from dozens of error paths, and a copy at
-// each costs flash on MIPS for no speed that matters.
-//
-//go:noinline
-func (lx *lexer) errorf(line int, format string, args ...any) error {
-	return &Error{File: lx.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+func (lx *lexer) fail(line int, msg string) error {
+	return newError(lx.file, line, "", "", msg)
 }
 
 func isSpace(c byte) bool {
@@ -121,11 +117,13 @@ func (lx *lexer) statement() (stmt, error) {
 			for lx.pos < len(lx.data) && lx.data[lx.pos] != '\n' {
 				lx.pos++
 			}
-		case lx.splice() > 0:
-			lx.pos += lx.splice()
-			lx.line++
-			lx.spliceEnd = lx.pos
 		default:
+			if n := lx.splice(); n > 0 {
+				lx.pos += n
+				lx.line++
+				lx.spliceEnd = lx.pos
+				continue
+			}
 			tok, err := lx.word()
 			if err != nil {
 				return st, err
@@ -150,7 +148,7 @@ func (lx *lexer) word() (token, error) {
 			tok.val = string(b)
 			return tok, nil
 		case c == ';':
-			return tok, lx.errorf(lx.line, "unquoted ';': write one statement per line, or quote the value")
+			return tok, lx.fail(lx.line, "unquoted ';': write one statement per line, or quote the value")
 		case c == '\\':
 			if n := lx.splice(); n > 0 {
 				lx.pos += n
@@ -159,45 +157,30 @@ func (lx *lexer) word() (token, error) {
 				continue
 			}
 			if lx.pos+1 >= len(d) {
-				return tok, lx.errorf(lx.line, "backslash at end of file")
+				return tok, lx.fail(lx.line, "backslash at end of file")
 			}
 			b = append(b, d[lx.pos+1])
 			lx.pos += 2
-		case c == '\'':
-			start := lx.line
+		case c == '\'' || c == '"':
+			// One loop for both quotes; only in "double" does a
+			// backslash take the next character literally.
+			start, quote := lx.line, c
 			lx.pos++
 			for {
-				if lx.pos >= len(d) {
-					return tok, lx.errorf(start, "unterminated single-quoted string")
-				}
-				c := d[lx.pos]
-				lx.pos++
-				if c == '\'' {
-					break
-				}
-				if c == '\n' {
-					lx.line++
-				}
-				b = append(b, c)
-			}
-		case c == '"':
-			start := lx.line
-			lx.pos++
-			for {
-				if lx.pos >= len(d) {
-					return tok, lx.errorf(start, "unterminated double-quoted string")
-				}
-				c := d[lx.pos]
-				lx.pos++
-				if c == '"' {
-					break
-				}
-				if c == '\\' {
-					if lx.pos >= len(d) {
-						return tok, lx.errorf(start, "unterminated double-quoted string")
-					}
-					c = d[lx.pos]
+				esc := quote == '"' && lx.pos < len(d) && d[lx.pos] == '\\'
+				if esc {
 					lx.pos++
+				}
+				if lx.pos >= len(d) {
+					if quote == '"' {
+						return tok, lx.fail(start, "unterminated double-quoted string")
+					}
+					return tok, lx.fail(start, "unterminated single-quoted string")
+				}
+				c := d[lx.pos]
+				lx.pos++
+				if c == quote && !esc {
+					break
 				}
 				if c == '\n' {
 					lx.line++
@@ -226,62 +209,68 @@ func (f *File) build(stmts []stmt) ([]span, error) {
 		spans   []span
 		cur     *Section
 		named   = make(map[string]*Section)
-		sawPkg  bool
-		pkgLine int
+		pkgLine int // of the package statement, 0 if none yet
 	)
-	for i, st := range stmts {
-		if len(st.toks) == 0 {
+	for i := range stmts {
+		toks := stmts[i].toks
+		if len(toks) == 0 {
 			continue
 		}
-		kw, line, args := st.toks[0].val, st.toks[0].line, st.toks[1:]
-		errf := func(format string, a ...any) error { return lineError(f.Name, line, format, a...) }
+		kw, line, args := toks[0].val, toks[0].line, toks[1:]
+		// The error, if msg is set: one exit, so the error is built in
+		// one place.
+		var (
+			msg      string
+			errLine  = line
+			sec, opt string
+		)
 		switch kw {
 		case "package", "p":
 			switch {
 			case cur != nil:
-				return nil, errf("package statement after the first config statement")
-			case sawPkg:
-				return nil, errf("second package statement (first on line %d)", pkgLine)
+				msg = "package statement after the first config statement"
+			case pkgLine > 0:
+				msg = "second package statement (first on line " + strconv.Itoa(pkgLine) + ")"
 			case len(args) == 0:
-				return nil, errf("package: missing package name")
+				msg = "package: missing package name"
 			case len(args) > 1:
-				return nil, errf("package: too many arguments")
+				msg = "package: too many arguments"
 			case !ValidPackageName(args[0].val):
-				return nil, &Error{File: f.Name, Line: args[0].line, Msg: fmt.Sprintf("invalid package name %q", args[0].val)}
+				errLine, msg = args[0].line, invalid("package name", args[0].val)
+			default:
+				pkgLine, f.Package = line, args[0].val
 			}
-			sawPkg, pkgLine, f.Package = true, line, args[0].val
 		case "config", "c":
-			if len(args) == 0 {
-				return nil, errf("config: missing section type")
+			typ, name := "", ""
+			if len(args) > 0 {
+				typ = args[0].val
 			}
-			if len(args) > 2 {
-				return nil, errf("config: too many arguments")
-			}
-			typ := args[0].val
-			if !ValidType(typ) {
-				return nil, &Error{File: f.Name, Line: args[0].line, Msg: fmt.Sprintf("invalid section type %q", typ)}
-			}
-			name := ""
 			if len(args) == 2 {
 				name = args[1].val
-				if name != "" && !ValidName(name) {
-					return nil, &Error{File: f.Name, Line: args[1].line, Msg: fmt.Sprintf("invalid section name %q", name)}
-				}
 			}
-			if s := named[name]; name != "" && s != nil {
-				if s.Type != typ {
-					return nil, &Error{File: f.Name, Line: line, Section: name,
-						Msg: fmt.Sprintf("declared with type %q here but with type %q on line %d", typ, s.Type, s.Line)}
+			s := named[name] // nil for "": anonymous sections are never continued
+			switch {
+			case len(args) == 0:
+				msg = "config: missing section type"
+			case len(args) > 2:
+				msg = "config: too many arguments"
+			case !ValidType(typ):
+				errLine, msg = args[0].line, invalid("section type", typ)
+			case name != "" && !ValidName(name):
+				errLine, msg = args[1].line, invalid("section name", name)
+			case s != nil && s.Type != typ:
+				sec, msg = name, "declared with type "+quoted(typ)+" here but with type "+quoted(s.Type)+" on line "+strconv.Itoa(s.Line)
+			default:
+				if s == nil {
+					s = &Section{Type: typ, Name: name, Line: line, file: f}
+					f.Sections = append(f.Sections, s)
+					if name != "" {
+						named[name] = s
+					}
 				}
 				cur = s
-			} else {
-				cur = &Section{Type: typ, Name: name, Line: line, file: f}
-				f.Sections = append(f.Sections, cur)
-				if name != "" {
-					named[name] = cur
-				}
+				spans = append(spans, span{sec: s, first: i, last: i})
 			}
-			spans = append(spans, span{sec: cur, first: i, last: i})
 		case "option", "o", "list", "l":
 			isList := kw[0] == 'l'
 			what := "option"
@@ -290,25 +279,29 @@ func (f *File) build(stmts []stmt) ([]span, error) {
 			}
 			switch {
 			case cur == nil:
-				return nil, errf("%s outside of a section", what)
+				msg = what + " outside of a section"
 			case len(args) == 0:
-				return nil, errf("%s: missing name", what)
+				msg = what + ": missing name"
 			case len(args) == 1:
-				return nil, errf("%s %q: missing value", what, args[0].val)
+				msg = what + " " + quoted(args[0].val) + ": missing value"
 			case len(args) > 2:
-				return nil, errf("%s %q: too many arguments", what, args[0].val)
+				msg = what + " " + quoted(args[0].val) + ": too many arguments"
+			case !ValidName(args[0].val):
+				errLine, msg = args[0].line, invalid("option name", args[0].val)
+			default:
+				name, val := args[0].val, args[1].val
+				if msg = badValue(val); msg != "" {
+					errLine, sec, opt = args[1].line, cur.Ref(), name
+				} else {
+					apply(cur, name, val, isList, line)
+					spans[len(spans)-1].last = i
+				}
 			}
-			name, val := args[0].val, args[1].val
-			if !ValidName(name) {
-				return nil, &Error{File: f.Name, Line: args[0].line, Msg: fmt.Sprintf("invalid option name %q", name)}
-			}
-			if !ValidValue(val) {
-				return nil, &Error{File: f.Name, Line: args[1].line, Section: cur.Ref(), Option: name, Msg: badValueMsg(val)}
-			}
-			apply(cur, name, val, isList, line)
-			spans[len(spans)-1].last = i
 		default:
-			return nil, errf("unknown statement %q", kw)
+			msg = "unknown statement " + quoted(kw)
+		}
+		if msg != "" {
+			return nil, newError(f.Name, errLine, sec, opt, msg)
 		}
 	}
 	return spans, nil
@@ -414,11 +407,4 @@ func afterLastBlank(b []byte) int {
 		return true
 	})
 	return at
-}
-
-// lineError is the error of a statement at line.
-//
-//go:noinline
-func lineError(file string, line int, format string, a ...any) error {
-	return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, a...)}
 }

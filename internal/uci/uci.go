@@ -89,28 +89,51 @@ type Error struct {
 // Error formats as "file:line: section "s": option "o": msg", leaving out
 // the parts that are unknown.
 func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(e.Line))
-		}
-		b.WriteString(": ")
-	} else if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+	s := e.Msg
+	if e.Option != "" {
+		s = "option " + quoted(e.Option) + ": " + s
 	}
 	if e.Section != "" {
-		fmt.Fprintf(&b, "section %q: ", e.Section)
+		s = "section " + quoted(e.Section) + ": " + s
 	}
-	if e.Option != "" {
-		fmt.Fprintf(&b, "option %q: ", e.Option)
+	switch {
+	case e.File != "" && e.Line > 0:
+		s = e.File + ":" + strconv.Itoa(e.Line) + ": " + s
+	case e.File != "":
+		s = e.File + ": " + s
+	case e.Line > 0:
+		s = "line " + strconv.Itoa(e.Line) + ": " + s
 	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return s
+}
+
+// newError is where errors are made. Not inlined: a struct literal at
+// each of dozens of error paths costs flash on MIPS.
+//
+//go:noinline
+func newError(file string, line int, section, option, msg string) error {
+	return &Error{File: file, Line: line, Section: section, Option: option, Msg: msg}
+}
+
+// quoted is strconv.Quote, as fmt's %q. Not inlined: inlined it is about
+// 250 bytes of MIPS code at each call.
+//
+//go:noinline
+func quoted(s string) string { return strconv.Quote(s) }
+
+// invalid is the message for a bad name or type: what is e.g. "section
+// name". Not inlined, as it is called from many error paths.
+//
+//go:noinline
+func invalid(what, v string) string {
+	return "invalid " + what + " " + quoted(v)
 }
 
 // ValidName reports whether s is a valid section or option name:
-// [A-Za-z0-9_]+. uci rejects '-' here, unlike in package names.
+// [A-Za-z0-9_]+. uci rejects '-' here, unlike in package names. Not
+// inlined: it is called at many places, each copy costing flash on MIPS.
+//
+//go:noinline
 func ValidName(s string) bool {
 	if s == "" {
 		return false
@@ -131,7 +154,9 @@ func ValidPackageName(s string) bool {
 }
 
 // ValidType reports whether s is a valid section type: one or more
-// printable ASCII characters (33-126).
+// printable ASCII characters (33-126). Not inlined, as ValidName.
+//
+//go:noinline
 func ValidType(s string) bool {
 	if s == "" {
 		return false
@@ -160,14 +185,16 @@ func validValueByte(c byte) bool {
 	return c == '\t' || c == '\n' || c == '\r' || c >= 0x20 && c != 0x7f
 }
 
-// badValueMsg explains why v is not a valid value.
-func badValueMsg(v string) string {
-	for i := 0; i < len(v); i++ {
-		if !validValueByte(v[i]) {
-			return fmt.Sprintf("value contains control character 0x%02x", v[i])
+// badValue explains why one of vs is not a valid value, or returns "".
+func badValue(vs ...string) string {
+	for _, v := range vs {
+		for i := 0; i < len(v); i++ {
+			if !validValueByte(v[i]) {
+				return fmt.Sprintf("value contains control character 0x%02x", v[i])
+			}
 		}
 	}
-	return "invalid value"
+	return ""
 }
 
 // NewFile returns an empty File with no source text; Marshal writes it in
@@ -193,7 +220,7 @@ func (f *File) Lookup(ref string) (*Section, error) {
 	if strings.HasPrefix(ref, "@") {
 		typ, idx, ok := parseRef(ref)
 		if !ok {
-			return nil, &Error{File: f.Name, Section: ref, Msg: `invalid section reference, want "@type[index]"`}
+			return nil, newError(f.Name, 0, ref, "", `invalid section reference, want "@type[index]"`)
 		}
 		secs := f.SectionsOfType(typ)
 		i := idx
@@ -201,8 +228,7 @@ func (f *File) Lookup(ref string) (*Section, error) {
 			i += len(secs)
 		}
 		if i < 0 || i >= len(secs) {
-			return nil, &Error{File: f.Name, Section: ref,
-				Msg: fmt.Sprintf("index %d out of range (%d sections of type %q)", idx, len(secs), typ)}
+			return nil, newError(f.Name, 0, ref, "", fmt.Sprintf("index %d out of range (%d sections of type %q)", idx, len(secs), typ))
 		}
 		return secs[i], nil
 	}
@@ -218,7 +244,7 @@ func (f *File) Lookup(ref string) (*Section, error) {
 			}
 		}
 	}
-	return nil, &Error{File: f.Name, Section: ref, Msg: "no such section"}
+	return nil, newError(f.Name, 0, ref, "", "no such section")
 }
 
 // parseRef splits "@type[i]". The type may itself contain brackets, so the
@@ -245,19 +271,18 @@ func parseRef(ref string) (typ string, idx int, ok bool) {
 // type is an error.
 func (f *File) AddSection(typ, name string) (*Section, error) {
 	if !ValidType(typ) {
-		return nil, &Error{File: f.Name, Section: name, Msg: fmt.Sprintf("invalid section type %q", typ)}
+		return nil, newError(f.Name, 0, name, "", invalid("section type", typ))
 	}
 	if name != "" {
 		if !ValidName(name) {
-			return nil, &Error{File: f.Name, Msg: fmt.Sprintf("invalid section name %q", name)}
+			return nil, newError(f.Name, 0, "", "", invalid("section name", name))
 		}
 		for _, s := range f.Sections {
 			if s == nil || s.Name != name {
 				continue
 			}
 			if s.Type != typ {
-				return nil, &Error{File: f.Name, Line: s.Line, Section: name,
-					Msg: fmt.Sprintf("exists with type %q, not %q", s.Type, typ)}
+				return nil, newError(f.Name, s.Line, name, "", "exists with type "+quoted(s.Type)+", not "+quoted(typ))
 			}
 			return s, nil
 		}
@@ -269,7 +294,16 @@ func (f *File) AddSection(typ, name string) (*Section, error) {
 
 // DeleteSection removes s from f, and with it all of its source text.
 func (f *File) DeleteSection(s *Section) {
-	f.Sections = slices.DeleteFunc(f.Sections, func(x *Section) bool { return x == s })
+	// A loop, not slices.DeleteFunc: its instantiation and closure cost
+	// more flash on MIPS.
+	kept := f.Sections[:0]
+	for _, x := range f.Sections {
+		if x != s {
+			kept = append(kept, x)
+		}
+	}
+	clear(f.Sections[len(kept):])
+	f.Sections = kept
 }
 
 // Validate reports the first problem that would stop Marshal's output from
@@ -278,61 +312,63 @@ func (f *File) DeleteSection(s *Section) {
 // the Section methods never produce such a File; direct field edits can.
 func (f *File) Validate() error {
 	if f.Package != "" && !ValidPackageName(f.Package) {
-		return &Error{File: f.Name, Msg: fmt.Sprintf("invalid package name %q", f.Package)}
+		return newError(f.Name, 0, "", "", invalid("package name", f.Package))
 	}
 	named := make(map[string]bool)
 	for i, s := range f.Sections {
 		if s == nil {
-			return &Error{File: f.Name, Msg: fmt.Sprintf("section %d is nil", i)}
+			return newError(f.Name, 0, "", "", "section "+strconv.Itoa(i)+" is nil")
 		}
-		e := &Error{File: f.Name, Line: s.Line, Section: s.Ref()}
-		switch {
-		case !ValidType(s.Type):
-			e.Msg = fmt.Sprintf("invalid section type %q", s.Type)
-			return e
-		case s.Name != "" && !ValidName(s.Name):
-			e.Msg = fmt.Sprintf("invalid section name %q", s.Name)
-			return e
-		case s.Name != "" && named[s.Name]:
-			e.Msg = "duplicate section name"
-			return e
-		}
-		if s.Name != "" {
-			named[s.Name] = true
-		}
-		seen := make(map[string]bool)
-		for _, o := range s.opts {
-			if o == nil {
-				e.Msg = "nil option"
-				return e
-			}
-			e.Option, e.Line = o.Name, o.Line
-			switch {
-			case !ValidName(o.Name):
-				e.Option = ""
-				e.Msg = fmt.Sprintf("invalid option name %q", o.Name)
-			case seen[o.Name]:
-				e.Msg = "duplicate option"
-			case len(o.Values) == 0:
-				e.Msg = "no values"
-			case !o.IsList && len(o.Values) != 1:
-				e.Msg = fmt.Sprintf("plain option has %d values", len(o.Values))
-			case !o.IsList && o.Values[0] == "":
-				e.Msg = "empty value (uci reads it as deleted)"
-			}
-			if e.Msg != "" {
-				return e
-			}
-			for _, v := range o.Values {
-				if !ValidValue(v) {
-					e.Msg = badValueMsg(v)
-					return e
-				}
-			}
-			seen[o.Name] = true
+		if line, opt, msg := s.problem(named); msg != "" {
+			return newError(f.Name, line, s.Ref(), opt, msg)
 		}
 	}
 	return nil
+}
+
+// problem is Validate for one section: the line and option name for the
+// error, and what is wrong ("" if nothing). named holds the names of the
+// sections before s; s's is added.
+func (s *Section) problem(named map[string]bool) (line int, opt, msg string) {
+	switch {
+	case !ValidType(s.Type):
+		return s.Line, "", invalid("section type", s.Type)
+	case s.Name != "" && !ValidName(s.Name):
+		return s.Line, "", invalid("section name", s.Name)
+	case s.Name != "" && named[s.Name]:
+		return s.Line, "", "duplicate section name"
+	}
+	if s.Name != "" {
+		named[s.Name] = true
+	}
+	seen := make(map[string]bool)
+	line = s.Line
+	for _, o := range s.opts {
+		if o == nil {
+			// The previous option's name and line, if any.
+			return line, opt, "nil option"
+		}
+		line, opt = o.Line, o.Name
+		switch {
+		case !ValidName(o.Name):
+			return line, "", invalid("option name", o.Name)
+		case seen[o.Name]:
+			msg = "duplicate option"
+		case len(o.Values) == 0:
+			msg = "no values"
+		case !o.IsList && len(o.Values) != 1:
+			msg = "plain option has " + strconv.Itoa(len(o.Values)) + " values"
+		case !o.IsList && o.Values[0] == "":
+			msg = "empty value (uci reads it as deleted)"
+		default:
+			msg = badValue(o.Values...)
+		}
+		if msg != "" {
+			return line, opt, msg
+		}
+		seen[o.Name] = true
+	}
+	return 0, "", ""
 }
 
 // Ref returns the section's name, or "@type[i]" for an anonymous section
@@ -427,82 +463,81 @@ func (s *Section) List(name string) []string {
 // Set sets a plain option, replacing an option or list of that name in
 // place. An empty value deletes the option, as in uci.
 func (s *Section) Set(name, value string) error {
-	if err := s.check(name, []string{value}); err != nil {
-		return err
-	}
-	if value == "" {
-		s.Delete(name)
-		return nil
-	}
-	if o := s.Option(name); o != nil {
-		o.Values, o.IsList = []string{value}, false
-		return nil
-	}
-	s.opts = append(s.opts, &Option{Name: name, Values: []string{value}})
-	return nil
+	return s.put(name, []string{value}, false, false)
 }
 
 // SetList replaces the option or list called name with a list of values.
 // No values deletes it. Empty strings are kept as empty list items.
 func (s *Section) SetList(name string, values []string) error {
-	if err := s.check(name, values); err != nil {
-		return err
-	}
-	if len(values) == 0 {
-		s.Delete(name)
-		return nil
-	}
-	if o := s.Option(name); o != nil {
-		o.Values, o.IsList = slices.Clone(values), true
-		return nil
-	}
-	s.opts = append(s.opts, &Option{Name: name, Values: slices.Clone(values), IsList: true})
-	return nil
+	return s.put(name, values, true, false)
 }
 
 // AddList appends value to the list called name, turning a plain option of
 // that name into a list first, as uci add_list does.
 func (s *Section) AddList(name, value string) error {
-	if err := s.check(name, []string{value}); err != nil {
+	return s.put(name, []string{value}, true, true)
+}
+
+// put is Set (list false), SetList (list) and AddList (list and add).
+// values are copied.
+func (s *Section) put(name string, values []string, list, add bool) error {
+	if err := s.check(name, values); err != nil {
 		return err
 	}
-	if o := s.Option(name); o != nil {
-		// Clip so the append never writes into a slice the caller holds.
-		o.Values, o.IsList = append(slices.Clip(o.Values), value), true
+	if !add && (len(values) == 0 || !list && values[0] == "") {
+		s.Delete(name)
 		return nil
 	}
-	s.opts = append(s.opts, &Option{Name: name, Values: []string{value}, IsList: true})
+	o := s.Option(name)
+	if o == nil {
+		o = &Option{Name: name}
+		s.opts = append(s.opts, o)
+	}
+	if add {
+		// Clip so the append never writes into a slice the caller holds.
+		o.Values = append(slices.Clip(o.Values), values...)
+	} else {
+		o.Values = slices.Clone(values)
+	}
+	o.IsList = list
 	return nil
 }
 
-// Delete removes the option or list called name, if present.
+// Delete removes the option or list called name, if present. Not
+// inlined: apply and put would each carry a copy.
+//
+//go:noinline
 func (s *Section) Delete(name string) {
-	s.opts = slices.DeleteFunc(s.opts, func(o *Option) bool { return o != nil && o.Name == name })
+	// A loop, not slices.DeleteFunc: see DeleteSection.
+	kept := s.opts[:0]
+	for _, o := range s.opts {
+		if o == nil || o.Name != name {
+			kept = append(kept, o)
+		}
+	}
+	clear(s.opts[len(kept):])
+	s.opts = kept
 }
 
 func (s *Section) check(name string, values []string) error {
-	e := &Error{Section: s.Ref(), Option: name}
-	if s.file != nil {
-		e.File = s.file.Name
-	}
+	opt, msg := name, badValue(values...)
 	if !ValidName(name) {
-		e.Option = ""
-		e.Msg = fmt.Sprintf("invalid option name %q", name)
-		return e
+		opt, msg = "", invalid("option name", name)
 	}
-	for _, v := range values {
-		if !ValidValue(v) {
-			e.Msg = badValueMsg(v)
-			return e
-		}
+	if msg == "" {
+		return nil
 	}
-	return nil
+	file := ""
+	if s.file != nil {
+		file = s.file.Name
+	}
+	return newError(file, 0, s.Ref(), opt, msg)
 }
 
 func (s *Section) snapshot() *snapshot {
-	sn := &snapshot{typ: s.Type, name: s.Name, opts: make([]Option, 0, len(s.opts))}
-	for _, o := range s.opts {
-		sn.opts = append(sn.opts, Option{Name: o.Name, Values: slices.Clone(o.Values), IsList: o.IsList})
+	sn := &snapshot{typ: s.Type, name: s.Name, opts: make([]Option, len(s.opts))}
+	for i, o := range s.opts {
+		sn.opts[i] = Option{Name: o.Name, Values: slices.Clone(o.Values), IsList: o.IsList}
 	}
 	return sn
 }

@@ -8,10 +8,11 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 const (
@@ -26,7 +27,7 @@ const (
 // Sign returns the payload for text, stamped with t.
 func Sign(priv ed25519.PrivateKey, text string, t time.Time) (string, error) {
 	if len(text) > MaxText {
-		return "", fmt.Errorf("alert: text is %d bytes, at most %d fit with a signature", len(text), MaxText)
+		return "", errfmt.Errorf("alert: text is %d bytes, at most %d fit with a signature", len(text), MaxText)
 	}
 	body := text + " @" + strconv.FormatInt(t.Unix(), 10)
 	sig := ed25519.Sign(priv, []byte(domain+body))
