@@ -233,7 +233,8 @@ func (n *Node) check(r *Response, o *ImportOptions) (cert.Certificate, string, e
 	// A node that already trusts a CA keeps trusting only that one.
 	caPath := n.path(CAFile)
 	if cur, err := os.ReadFile(caPath); err == nil {
-		if _, trusted, err := caPool(cur); err == nil && !slices.Contains(trusted, caFP) {
+		// An empty or unreadable ca.crt trusts nothing yet: the first CA is taken.
+		if _, trusted, err := caPool(cur); err == nil && len(trusted) > 0 && !slices.Contains(trusted, caFP) {
 			return refused(src + " was issued by CA " + caFP[:16] + ", but this node trusts " + trusted[0][:16] + " (" + caPath + ")")
 		}
 	}

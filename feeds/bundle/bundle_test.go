@@ -119,6 +119,24 @@ func snapshot(t *testing.T, dir string) string {
 	return b.String()
 }
 
+// A node whose ca.crt is empty (a failed copy, a wiped flash) trusts no
+// CA yet: the bundle's CA is taken, not a crash.
+func TestImportOverEmptyCA(t *testing.T) {
+	w := setup(t)
+	if err := os.WriteFile(filepath.Join(w.node.Dir, enroll.CAFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drive := filepath.Join(t.TempDir(), "bundle")
+	w.export(t, drive, t0, arch)
+	res, err := w.im.Import(context.Background(), drive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Certificate == nil || !res.Certificate.Changed {
+		t.Fatalf("certificate not installed: %+v", res.Certificate)
+	}
+}
+
 func TestExportImport(t *testing.T) {
 	w := setup(t)
 	drive := filepath.Join(t.TempDir(), "bundle")
