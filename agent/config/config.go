@@ -119,16 +119,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
+	s := e.File
 	if e.Section != "" {
-		fmt.Fprintf(&b, ": section '%s'", e.Section)
+		s += ": section '" + e.Section + "'"
 	}
 	if e.Option != "" {
-		fmt.Fprintf(&b, " option '%s'", e.Option)
+		s += " option '" + e.Option + "'"
 	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
+	return s + ": " + e.Msg
 }
 
 // Load reads and validates the file at path.
@@ -183,20 +181,35 @@ func (r *reader) num(opt string, def, lo, hi int) int {
 	return n
 }
 
+// boolWords are the spellings uci's config_get_bool accepts: five for
+// true, then five for false.
+var boolWords = [...]string{"1", "on", "true", "yes", "enabled", "0", "off", "false", "no", "disabled"}
+
 func (r *reader) boolean(opt string, def bool) bool {
 	v, ok := r.sec.Get(opt)
 	if !ok {
 		return def
 	}
-	// The spellings uci's config_get_bool accepts.
-	switch v {
-	case "1", "on", "true", "yes", "enabled":
-		return true
-	case "0", "off", "false", "no", "disabled":
-		return false
+	for i, w := range boolWords {
+		if v == w {
+			return i < 5
+		}
 	}
 	r.fail(opt, "%q is not a boolean (1/0, on/off, true/false, yes/no)", v)
 	return def
+}
+
+// enum reads an option that must be one of choices; text lists them
+// for the error ("hub, relay, uplink or client").
+func (r *reader) enum(opt, def, text string, choices ...string) string {
+	v := r.str(opt, def)
+	for _, c := range choices {
+		if v == c {
+			return v
+		}
+	}
+	r.fail(opt, "%q is not "+text, v)
+	return v
 }
 
 func (r *reader) addr(opt, v string) netip.Addr {
@@ -214,6 +227,30 @@ func (r *reader) prefix(opt, v string) netip.Prefix {
 		return netip.Prefix{}
 	}
 	return p
+}
+
+// match fails opt unless v matches re; format has one %q, for v.
+func (r *reader) match(opt string, re *regexp.Regexp, v, format string) {
+	if !re.MatchString(v) {
+		r.fail(opt, format, v)
+	}
+}
+
+// name checks a certificate name or group of a rule ("" is unset).
+func (r *reader) name(opt, v string) {
+	if v != "" {
+		r.match(opt, nameRe, v, "%q has characters a certificate name or group cannot have")
+	}
+}
+
+// outside fails opt if a is outside the overlay network of the node's
+// address (when that is set).
+func (r *reader) outside(c *Config, opt string, a netip.Addr) bool {
+	if n := c.Address.Masked(); c.Address.IsValid() && !n.Contains(a) {
+		r.fail(opt, "%s is not in the overlay network %s", a, n)
+		return true
+	}
+	return false
 }
 
 func (r *reader) path(opt, def string) string {
@@ -235,21 +272,16 @@ var (
 // FromUCI validates a parsed file.
 func FromUCI(f *uci.File) (*Config, error) {
 	c := &Config{File: f.Name}
-	ov := f.SectionsOfType("overlay")
-	if len(ov) == 0 {
+	ov, err := single(f, "overlay")
+	if err != nil {
+		return nil, err
+	}
+	if ov == nil {
 		return nil, &Error{File: f.Name, Msg: "no 'config overlay' section"}
 	}
-	if len(ov) > 1 {
-		return nil, &Error{File: f.Name, Section: ov[1].Ref(), Msg: "more than one 'config overlay' section"}
-	}
-	r := &reader{file: f.Name, sec: ov[0]}
+	r := &reader{file: f.Name, sec: ov}
 
-	c.Role = r.str("role", RoleClient)
-	switch c.Role {
-	case RoleHub, RoleRelay, RoleUplink, RoleClient:
-	default:
-		r.fail("role", "%q is not hub, relay, uplink or client", c.Role)
-	}
+	c.Role = r.enum("role", RoleClient, "hub, relay, uplink or client", RoleHub, RoleRelay, RoleUplink, RoleClient)
 	if v, ok := r.sec.Get("address"); !ok {
 		r.fail("address", "missing: the node's overlay address with its network, e.g. 10.0.4.130/24")
 	} else {
@@ -266,15 +298,10 @@ func FromUCI(f *uci.File) (*Config, error) {
 		defPort = 0
 	}
 	c.Port = r.num("port", defPort, 0, 65535)
-	c.Cipher = r.str("cipher", DefaultCipher)
-	if c.Cipher != "aes" && c.Cipher != "chachapoly" {
-		r.fail("cipher", "%q is not aes or chachapoly", c.Cipher)
-	}
+	c.Cipher = r.enum("cipher", DefaultCipher, "aes or chachapoly", "aes", "chachapoly")
 	c.MTU = r.num("mtu", DefaultMTU, 576, 9000)
 	c.Device = r.str("device", DefaultDevice)
-	if !deviceRe.MatchString(c.Device) {
-		r.fail("device", "%q is not an interface name (up to 15 letters, digits, _ . -)", c.Device)
-	}
+	r.match("device", deviceRe, c.Device, "%q is not an interface name (up to 15 letters, digits, _ . -)")
 	for _, v := range r.sec.List("relay") {
 		c.Relays = append(c.Relays, r.addr("relay", v))
 	}
@@ -303,12 +330,7 @@ func FromUCI(f *uci.File) (*Config, error) {
 	if v, ok := r.sec.Get("memory_limit"); ok {
 		c.MemoryLimit = parseMem(r, v)
 	}
-	c.LogLevel = r.str("log_level", "info")
-	switch c.LogLevel {
-	case "debug", "info", "warning", "error":
-	default:
-		r.fail("log_level", "%q is not debug, info, warning or error", c.LogLevel)
-	}
+	c.LogLevel = r.enum("log_level", "info", "debug, info, warning or error", "debug", "info", "warning", "error")
 	c.StateDir = r.path("state_dir", DefaultStateDir)
 	if r.err == nil && c.ServeLighthouse && c.Port == 0 {
 		// Nebula refuses it too, with a message that names no option.
@@ -327,9 +349,7 @@ func FromUCI(f *uci.File) (*Config, error) {
 			r.fail("address", "missing: the lighthouse's overlay address")
 		}
 		for _, e := range s.List("endpoint") {
-			if !endpointRe.MatchString(e) {
-				r.fail("endpoint", "%q is not host:port", e)
-			}
+			r.match("endpoint", endpointRe, e, "%q is not host:port")
 			lh.Endpoints = append(lh.Endpoints, e)
 		}
 		if len(lh.Endpoints) == 0 {
@@ -358,8 +378,8 @@ func FromUCI(f *uci.File) (*Config, error) {
 		}
 		for _, v := range s.List("via") {
 			a := r.addr("via", v)
-			if r.err == nil && c.Address.IsValid() && !c.Address.Masked().Contains(a) {
-				r.fail("via", "%s is not in the overlay network %s", a, c.Address.Masked())
+			if r.err == nil {
+				r.outside(c, "via", a)
 			}
 			rt.Via = append(rt.Via, a)
 		}
@@ -376,22 +396,12 @@ func FromUCI(f *uci.File) (*Config, error) {
 
 	for _, s := range f.SectionsOfType("rule") {
 		r := &reader{file: f.Name, sec: s}
-		ru := Rule{Proto: r.str("proto", "any"), Port: r.str("port", "any"),
-			Host: r.str("host", ""), Group: r.str("group", ""), CIDR: r.str("cidr", ""),
-			LocalCIDR: r.str("local_cidr", "")}
-		switch ru.Proto {
-		case "any", "tcp", "udp", "icmp":
-		default:
-			r.fail("proto", "%q is not any, tcp, udp or icmp", ru.Proto)
-		}
-		if !portRe.MatchString(ru.Port) {
-			r.fail("port", "%q is not any, a port or a range like 1000-2000", ru.Port)
-		}
-		for opt, v := range map[string]string{"host": ru.Host, "group": ru.Group} {
-			if v != "" && !nameRe.MatchString(v) {
-				r.fail(opt, "%q has characters a certificate name or group cannot have", v)
-			}
-		}
+		ru := Rule{Proto: r.enum("proto", "any", "any, tcp, udp or icmp", "any", "tcp", "udp", "icmp"),
+			Port: r.str("port", "any"), Host: r.str("host", ""), Group: r.str("group", ""),
+			CIDR: r.str("cidr", ""), LocalCIDR: r.str("local_cidr", "")}
+		r.match("port", portRe, ru.Port, "%q is not any, a port or a range like 1000-2000")
+		r.name("host", ru.Host)
+		r.name("group", ru.Group)
 		if ru.CIDR != "" {
 			r.prefix("cidr", ru.CIDR)
 		}
@@ -415,6 +425,19 @@ func FromUCI(f *uci.File) (*Config, error) {
 	return c, nil
 }
 
+// single returns the file's section of type typ, nil if it has none, and
+// an error if it has more than one.
+func single(f *uci.File, typ string) (*uci.Section, error) {
+	secs := f.SectionsOfType(typ)
+	switch len(secs) {
+	case 0:
+		return nil, nil
+	case 1:
+		return secs[0], nil
+	}
+	return nil, &Error{File: f.Name, Section: secs[1].Ref(), Msg: "more than one 'config " + typ + "' section"}
+}
+
 func parseMem(r *reader, v string) int64 {
 	if v == "0" || v == "off" {
 		return 0
@@ -425,7 +448,7 @@ func parseMem(r *reader, v string) int64 {
 		return 0
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
-	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30}[m[2]]
+	shift := 10 * uint(strings.Index(" KMG", m[2])) // "", K, M, G: 0, 10, 20, 30
 	if err != nil || n > 1<<40>>shift {
 		r.fail("memory_limit", "%q is too large", v)
 		return 0

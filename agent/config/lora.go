@@ -33,14 +33,11 @@ type LoRa struct {
 func parseLoRa(f *uci.File, c *Config) error {
 	c.LoRa = LoRa{Socket: DefaultLoRaSocket, Port: DefaultLoRaPort,
 		Loopback: c.Role == RoleHub, Overlay: c.Role != RoleClient, Groups: []string{DefaultLoRaGroup}}
-	secs := f.SectionsOfType("lora")
-	if len(secs) == 0 {
-		return nil
+	sec, err := single(f, "lora")
+	if sec == nil {
+		return err
 	}
-	if len(secs) > 1 {
-		return &Error{File: f.Name, Section: secs[1].Ref(), Msg: "more than one 'config lora' section"}
-	}
-	r := &reader{file: f.Name, sec: secs[0]}
+	r := &reader{file: f.Name, sec: sec}
 	l := &c.LoRa
 	l.Socket = r.path("socket", DefaultLoRaSocket)
 	l.Port = r.num("port", DefaultLoRaPort, 1, 65535)
@@ -49,9 +46,7 @@ func parseLoRa(f *uci.File, c *Config) error {
 	if gs := r.sec.List("allow_group"); len(gs) > 0 {
 		l.Groups = nil
 		for _, g := range gs {
-			if !nameRe.MatchString(g) {
-				r.fail("allow_group", "%q has characters a certificate group cannot have", g)
-			}
+			r.match("allow_group", nameRe, g, "%q has characters a certificate group cannot have")
 			l.Groups = append(l.Groups, g)
 		}
 	}

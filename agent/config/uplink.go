@@ -128,12 +128,12 @@ func parseUplinks(f *uci.File, c *Config) error {
 	c.Failover = Failover{Table: DefaultFailoverTable, Priority: DefaultFailoverPriority,
 		Mark: DefaultFailoverMark, DampAfter: 3, DampHold: 10 * time.Second,
 		DampMax: 10 * time.Minute, Stable: time.Minute, FlushConntrack: true}
-	fo := f.SectionsOfType("failover")
-	if len(fo) > 1 {
-		return &Error{File: f.Name, Section: fo[1].Ref(), Msg: "more than one 'config failover' section"}
+	fo, err := single(f, "failover")
+	if err != nil {
+		return err
 	}
-	if len(fo) == 1 {
-		r := &reader{file: f.Name, sec: fo[0]}
+	if fo != nil {
+		r := &reader{file: f.Name, sec: fo}
 		c.Failover.Table = r.num("table", DefaultFailoverTable, 256, 1<<30)
 		c.Failover.Priority = r.num("priority", DefaultFailoverPriority, 1, 32000)
 		if v, ok := r.sec.Get("mark"); ok {
@@ -188,8 +188,8 @@ func parseUplinks(f *uci.File, c *Config) error {
 		u.Kind = r.str("kind", UplinkWAN)
 		u.Interface = r.str("interface", u.Name)
 		u.Device = r.str("device", "")
-		if u.Device != "" && !deviceRe.MatchString(u.Device) {
-			r.fail("device", "%q is not an interface name", u.Device)
+		if u.Device != "" {
+			r.match("device", deviceRe, u.Device, "%q is not an interface name")
 		}
 		if v, ok := s.Get("gateway"); ok {
 			u.Gateway = r.addr("gateway", v)
@@ -200,8 +200,7 @@ func parseUplinks(f *uci.File, c *Config) error {
 			switch {
 			case !u.Gateway.IsValid():
 				r.fail("gateway", "missing: the overlay address of the uplink node, e.g. 10.0.4.64")
-			case c.Address.IsValid() && !c.Address.Masked().Contains(u.Gateway):
-				r.fail("gateway", "%s is not in the overlay network %s", u.Gateway, c.Address.Masked())
+			case r.outside(c, "gateway", u.Gateway): // reported
 			case u.Gateway == c.Address.Addr():
 				r.fail("gateway", "%s is this node's own address", u.Gateway)
 			}
@@ -212,12 +211,7 @@ func parseUplinks(f *uci.File, c *Config) error {
 		default:
 			r.fail("kind", "%q is not wan or overlay", u.Kind)
 		}
-		u.Probe = r.str("probe", ProbeICMP)
-		switch u.Probe {
-		case ProbeICMP, ProbeTCP, ProbeDNS, ProbeHTTP:
-		default:
-			r.fail("probe", "%q is not icmp, tcp, dns or http", u.Probe)
-		}
+		u.Probe = r.enum("probe", ProbeICMP, "icmp, tcp, dns or http", ProbeICMP, ProbeTCP, ProbeDNS, ProbeHTTP)
 		for _, t := range s.List("target") {
 			a, msg := checkTarget(u.Probe, t)
 			if msg != "" {

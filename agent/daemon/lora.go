@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -67,12 +66,11 @@ func (d *Daemon) startLoRa(cfg *config.Config) {
 	l.cfg = cfg.LoRa
 	l.cfg.Groups = slices.Clone(cfg.LoRa.Groups)
 	want := map[string]func(*http.Request) error{}
-	port := strconv.Itoa(cfg.LoRa.Port)
 	if cfg.LoRa.Loopback {
-		want[net.JoinHostPort("127.0.0.1", port)] = nil
+		want[hostPort("127.0.0.1", cfg.LoRa.Port)] = nil
 	}
 	if cfg.LoRa.Overlay {
-		want[net.JoinHostPort(cfg.Address.Addr().String(), port)] = func(r *http.Request) error {
+		want[hostPort(cfg.Address.Addr().String(), cfg.LoRa.Port)] = func(r *http.Request) error {
 			// Read at request time: a reload may change the groups
 			// without moving the listener.
 			l.mu.Lock()

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Methods the bridge's API answers; anything else is refused here, before
@@ -46,7 +48,7 @@ func Call(ctx context.Context, socket string, req []byte) (json.RawMessage, erro
 	defer cancel()
 	c, err := d.DialContext(dctx, "unix", socket)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%s): %v", ErrNotRunning, socket, err)
+		return nil, errfmt.Errorf("%w (%s): %v", ErrNotRunning, socket, err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
@@ -55,15 +57,15 @@ func Call(ctx context.Context, socket string, req []byte) (json.RawMessage, erro
 	}
 	_ = c.SetDeadline(deadline)
 	if _, err := c.Write(append(bytes.TrimSpace(req), '\n')); err != nil {
-		return nil, fmt.Errorf("lora-bridge at %s: %w", socket, err)
+		return nil, errfmt.Errorf("lora-bridge at %s: %w", socket, err)
 	}
 	// One JSON object; the bridge closes the connection after it.
 	var reply json.RawMessage
 	if err := json.NewDecoder(io.LimitReader(c, maxReply)).Decode(&reply); err != nil {
-		return nil, fmt.Errorf("lora-bridge at %s: bad reply: %w", socket, err)
+		return nil, errfmt.Errorf("lora-bridge at %s: bad reply: %w", socket, err)
 	}
 	if len(reply) == 0 || reply[0] != '{' {
-		return nil, fmt.Errorf("lora-bridge at %s: reply is not a JSON object", socket)
+		return nil, errfmt.Errorf("lora-bridge at %s: reply is not a JSON object", socket)
 	}
 	return reply, nil
 }
@@ -73,12 +75,12 @@ func Call(ctx context.Context, socket string, req []byte) (json.RawMessage, erro
 // path, whatever the body says.
 func Request(method string, body []byte) ([]byte, error) {
 	if !slices.Contains(Methods, method) {
-		return nil, fmt.Errorf("unknown method %q (%s)", clip(method), strings.Join(Methods, ", "))
+		return nil, errfmt.Errorf("unknown method %q (%s)", clip(method), strings.Join(Methods, ", "))
 	}
 	fields := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &fields); err != nil {
-			return nil, fmt.Errorf("body is not a JSON object: %v", err)
+			return nil, errfmt.Errorf("body is not a JSON object: %v", err)
 		}
 	}
 	fields["method"], _ = json.Marshal(method)
@@ -194,24 +196,27 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // must belong to a peer (or this node) whose certificate carries one of
 // Allowed. Groups looks the address up in Nebula's host map; Nebula
 // guarantees a packet from a tunnel comes from an address in the peer's
-// certificate, so the address names the certificate.
+// certificate, so the address names the certificate. Not inlined: its
+// caller would get a copy of the rule itself.
+//
+//go:noinline
 func GroupRule(allowed []string, groups func(netip.Addr) ([]string, bool)) func(*http.Request) error {
 	return func(r *http.Request) error {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil {
-			return fmt.Errorf("caller %q: %v", clip(r.RemoteAddr), err)
+			return errfmt.Errorf("caller %q: %v", clip(r.RemoteAddr), err)
 		}
 		addr := ap.Addr().Unmap()
 		gs, ok := groups(addr)
 		if !ok {
-			return fmt.Errorf("%s has no tunnel to this node", addr)
+			return errfmt.Errorf("%s has no tunnel to this node", addr)
 		}
 		for _, g := range gs {
 			if slices.Contains(allowed, g) {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s (groups %s) is not in an allowed group (%s)", addr, strings.Join(gs, ","), strings.Join(allowed, ","))
+		return errfmt.Errorf("%s (groups %s) is not in an allowed group (%s)", addr, strings.Join(gs, ","), strings.Join(allowed, ","))
 	}
 }
 

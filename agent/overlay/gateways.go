@@ -2,11 +2,12 @@ package overlay
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 
 	"github.com/meshnode/meshnode/agent/config"
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // gatewayOverride is what agent/wan decided about the unsafe routes:
@@ -41,7 +42,7 @@ func (r *Runner) SetGateways(managed []netip.Addr, healthy map[netip.Addr]int, p
 	}
 	if err != nil {
 		r.gw = prev
-		return fmt.Errorf("nebula rejected the gateways: %w", err)
+		return errfmt.Errorf("nebula rejected the gateways: %w", err)
 	}
 	r.settings = settings
 	return nil
@@ -79,36 +80,33 @@ func (r *Runner) withGateways(cfg *config.Config, settings map[string]any) map[s
 func unsafeRoutes(routes []config.Route, g *gatewayOverride) []any {
 	var out []any
 	taken := map[netip.Prefix]bool{}
-	for _, rt := range routes {
+	for i := range routes {
+		rt := &routes[i]
 		taken[rt.Target] = true
-		type gw struct {
-			addr   netip.Addr
-			weight int
-		}
-		var all, chosen []gw
+		// With none of its gateways chosen, a route keeps them all.
+		all := true
 		for _, v := range rt.Via {
-			all = append(all, gw{v, 1})
-			if !slices.Contains(g.managed, v) {
-				chosen = append(chosen, gw{v, 1})
-			} else if w, ok := g.healthy[v]; ok {
-				chosen = append(chosen, gw{v, w})
+			if _, ok := g.weight(v); ok {
+				all = false
 			}
 		}
-		if len(chosen) == 0 {
-			chosen = all
+		var gws []any
+		for _, v := range rt.Via {
+			w, ok := g.weight(v)
+			if all {
+				w, ok = 1, true
+			}
+			if ok {
+				gws = append(gws, kv("gateway", v.String(), "weight", w))
+			}
 		}
-		e := m{"route": rt.Target.String(), "install": rt.Install}
+		e := kv("route", rt.Target.String(), "install", rt.Install, "via", gws)
 		if rt.Metric != 0 {
 			e["metric"] = rt.Metric
 		}
-		if len(chosen) == 1 && chosen[0].weight == 1 {
-			e["via"] = chosen[0].addr.String()
-		} else {
-			var gws []any
-			for _, c := range chosen {
-				gws = append(gws, m{"gateway": c.addr.String(), "weight": c.weight})
-			}
-			e["via"] = gws
+		if len(gws) == 1 && gws[0].(m)["weight"] == 1 {
+			// One gateway at weight 1: Nebula's plain form.
+			e["via"] = gws[0].(m)["gateway"]
 		}
 		out = append(out, e)
 	}
@@ -118,9 +116,23 @@ func unsafeRoutes(routes []config.Route, g *gatewayOverride) []any {
 			pins = append(pins, p)
 		}
 	}
-	slices.SortFunc(pins, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	// Pinned prefixes are /32s, so their addresses order them fully.
+	// sort.Slice, not slices.SortFunc: smaller at the call site on MIPS.
+	sort.Slice(pins, func(i, j int) bool { return pins[i].Addr().Less(pins[j].Addr()) })
 	for _, p := range pins {
-		out = append(out, m{"route": p.String(), "via": g.pinned[p].String(), "install": false})
+		out = append(out, kv("route", p.String(), "via", g.pinned[p].String(), "install", false))
 	}
 	return out
+}
+
+// weight is gateway v's weight under g; ok is false for a managed
+// gateway that is not healthy. Not inlined: unsafeRoutes calls it twice.
+//
+//go:noinline
+func (g *gatewayOverride) weight(v netip.Addr) (w int, ok bool) {
+	if !slices.Contains(g.managed, v) {
+		return 1, true
+	}
+	w, ok = g.healthy[v]
+	return w, ok
 }

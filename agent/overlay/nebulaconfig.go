@@ -5,8 +5,8 @@
 package overlay
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -29,36 +29,10 @@ type m = map[string]any
 
 // Settings builds Nebula's configuration for c as the map Nebula reads.
 func Settings(c *config.Config, pem Material) map[string]any {
-	hub := c.Role == config.RoleHub
-	s := m{
-		"pki": m{
-			"ca": pem.CA, "cert": pem.Cert, "key": pem.Key,
-			// A revoked or expired peer is dropped on reload, not at its
-			// next handshake.
-			"disconnect_invalid": true,
-		},
-		// Nebula cannot change the cipher of a running process and peers
-		// with different ciphers cannot talk: it is the mesh's, not the node's.
-		"cipher": c.Cipher,
-		"listen": m{
-			"host": "0.0.0.0",
-			"port": c.Port,
-			// Tell a peer whose tunnel we lost at once, so it re-handshakes
-			// instead of waiting for its connection timeout.
-			"send_recv_error": "always",
-		},
-		"punchy": m{"punch": c.Punch, "respond": c.Punch},
-		"tun": m{
-			"dev":                  c.Device,
-			"mtu":                  c.MTU,
-			"drop_local_broadcast": true,
-			"drop_multicast":       true,
-		},
-		"handshakes": m{"try_interval": "100ms", "retries": 10},
-		"logging":    m{"level": c.LogLevel, "format": "text"},
-		"firewall":   firewall(c),
-	}
-
+	pki := kv("ca", pem.CA, "cert", pem.Cert, "key", pem.Key,
+		// A revoked or expired peer is dropped on reload, not at its
+		// next handshake.
+		"disconnect_invalid", true)
 	if len(pem.Blocklist) > 0 {
 		// Revocations from the CA: Nebula refuses these certificates and,
 		// on a reload, tears down their tunnels.
@@ -66,16 +40,19 @@ func Settings(c *config.Config, pem Material) map[string]any {
 		for _, fp := range pem.Blocklist {
 			bl = append(bl, fp)
 		}
-		s["pki"].(m)["blocklist"] = bl
+		pki["blocklist"] = bl
 	}
 
-	lh := m{
-		"am_lighthouse": c.ServeLighthouse,
-		"interval":      c.LighthouseInterval,
+	tun := kv("dev", c.Device, "mtu", c.MTU, "drop_local_broadcast", true, "drop_multicast", true)
+	if len(c.Routes) > 0 {
+		// With no override every configured gateway is used, weight 1.
+		tun["unsafe_routes"] = unsafeRoutes(c.Routes, &gatewayOverride{})
 	}
-	if hub {
+
+	lh := kv("am_lighthouse", c.ServeLighthouse, "interval", c.LighthouseInterval)
+	if c.Role == config.RoleHub {
 		lh["serve_dns"] = true
-		lh["dns"] = m{"host": c.Address.Addr().String(), "port": c.DNSPort}
+		lh["dns"] = kv("host", c.Address.Addr().String(), "port", c.DNSPort)
 	}
 	hosts := []any{}
 	shm := m{}
@@ -95,40 +72,42 @@ func Settings(c *config.Config, pem Material) map[string]any {
 	if !c.ServeLighthouse || len(hosts) > 0 {
 		lh["hosts"] = hosts
 	}
-	s["lighthouse"] = lh
-	s["static_host_map"] = shm
 
 	relays := []any{}
 	for _, r := range c.Relays {
 		relays = append(relays, r.String())
 	}
-	s["relay"] = m{
-		"am_relay":   c.Role == config.RoleRelay,
-		"use_relays": true,
-		"relays":     relays,
-	}
 
-	if len(c.Routes) > 0 {
-		var routes []any
-		for _, r := range c.Routes {
-			e := m{"route": r.Target.String(), "install": r.Install}
-			if r.Metric != 0 {
-				e["metric"] = r.Metric
-			}
-			if len(r.Via) == 1 {
-				e["via"] = r.Via[0].String()
-			} else {
-				var gws []any
-				for _, v := range r.Via {
-					gws = append(gws, m{"gateway": v.String(), "weight": 1})
-				}
-				e["via"] = gws
-			}
-			routes = append(routes, e)
-		}
-		s["tun"].(m)["unsafe_routes"] = routes
+	return kv(
+		"pki", pki,
+		// Nebula cannot change the cipher of a running process and peers
+		// with different ciphers cannot talk: it is the mesh's, not the node's.
+		"cipher", c.Cipher,
+		"listen", kv("host", "0.0.0.0", "port", c.Port,
+			// Tell a peer whose tunnel we lost at once, so it re-handshakes
+			// instead of waiting for its connection timeout.
+			"send_recv_error", "always"),
+		"punchy", kv("punch", c.Punch, "respond", c.Punch),
+		"tun", tun,
+		"handshakes", kv("try_interval", "100ms", "retries", 10),
+		"logging", kv("level", c.LogLevel, "format", "text"),
+		"firewall", firewall(c),
+		"lighthouse", lh,
+		"static_host_map", shm,
+		"relay", kv("am_relay", c.Role == config.RoleRelay, "use_relays", true, "relays", relays),
+	)
+}
+
+// kv builds a settings map from key, value pairs. Not inlined: a map
+// literal costs a map assignment per key at each site on MIPS.
+//
+//go:noinline
+func kv(pairs ...any) m {
+	r := make(m, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		r[pairs[i].(string)] = pairs[i+1]
 	}
-	return s
+	return r
 }
 
 // PushesUpdates reports whether Nebula, running settings, is a lighthouse
@@ -149,7 +128,7 @@ func firewall(c *config.Config) m {
 	switch c.Role {
 	case config.RoleHub:
 		in = append(in,
-			fwRule("udp", fmt.Sprint(c.DNSPort), "host", "any"),
+			fwRule("udp", strconv.Itoa(c.DNSPort), "host", "any"),
 			fwRule("tcp", "80", "host", "any")) // the opkg feed, served on the hub
 	case config.RoleUplink:
 		// Exit traffic is addressed to the internet, not to us: Nebula only
@@ -157,31 +136,26 @@ func firewall(c *config.Config) m {
 		in = append(in, fwRule("any", "any", "host", "any", "local_cidr", "0.0.0.0/0"))
 	}
 	if c.MetricsPort != 0 {
-		in = append(in, fwRule("tcp", fmt.Sprint(c.MetricsPort), "host", "any"))
+		in = append(in, fwRule("tcp", strconv.Itoa(c.MetricsPort), "host", "any"))
 	}
 	if c.LoRa.Overlay {
 		// lora-bridge's API relayed by the agent: only the allowed groups
 		// (the agent checks the caller's certificate again).
+		port := strconv.Itoa(c.LoRa.Port)
 		for _, g := range c.LoRa.Groups {
-			in = append(in, fwRule("tcp", fmt.Sprint(c.LoRa.Port), "group", g))
+			in = append(in, fwRule("tcp", port, "group", g))
 		}
 	}
 	for _, r := range c.Rules {
-		e := fwRule(r.Proto, r.Port)
-		for k, v := range map[string]string{"host": r.Host, "group": r.Group, "cidr": r.CIDR, "local_cidr": r.LocalCIDR} {
-			if v != "" {
-				e[k] = v
-			}
-		}
-		in = append(in, e)
+		in = append(in, fwRule(r.Proto, r.Port, "host", r.Host, "group", r.Group, "cidr", r.CIDR, "local_cidr", r.LocalCIDR))
 	}
-	return m{
-		"outbound_action": "drop",
-		"inbound_action":  "drop",
-		"conntrack":       m{"tcp_timeout": "12m", "udp_timeout": "3m", "default_timeout": "10m"},
-		"outbound":        []any{fwRule("any", "any", "host", "any")},
-		"inbound":         in,
-	}
+	return kv(
+		"outbound_action", "drop",
+		"inbound_action", "drop",
+		"conntrack", kv("tcp_timeout", "12m", "udp_timeout", "3m", "default_timeout", "10m"),
+		"outbound", []any{fwRule("any", "any", "host", "any")},
+		"inbound", in,
+	)
 }
 
 // YAML renders settings the way Nebula's config loader reads them.
@@ -193,7 +167,10 @@ func YAML(settings map[string]any) (string, error) {
 	return string(b), nil
 }
 
-// Redact returns a copy of settings safe to print: no private key.
+// Redact returns a copy of settings safe to print: no private key. Not
+// inlined: its map copies would be duplicated at each caller.
+//
+//go:noinline
 func Redact(settings map[string]any) map[string]any {
 	out := make(map[string]any, len(settings))
 	for k, v := range settings {
@@ -266,14 +243,17 @@ func diffPaths(prefix string, a, b any, out *[]string) {
 	}
 }
 
-// fwRule is one Nebula firewall rule; kv are further key, value pairs.
-// Not inlined: a copy at each of its call sites costs flash on MIPS.
+// fwRule is one Nebula firewall rule; kv are further key, value pairs,
+// those with an empty value left out. Not inlined: a copy at each of its
+// call sites costs flash on MIPS.
 //
 //go:noinline
 func fwRule(proto, port string, kv ...string) m {
 	r := m{"proto": proto, "port": port}
 	for i := 0; i+1 < len(kv); i += 2 {
-		r[kv[i]] = kv[i+1]
+		if kv[i+1] != "" {
+			r[kv[i]] = kv[i+1]
+		}
 	}
 	return r
 }

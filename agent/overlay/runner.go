@@ -2,7 +2,6 @@ package overlay
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	nconfig "github.com/slackhq/nebula/config"
 
 	"github.com/meshnode/meshnode/agent/config"
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Runner owns one embedded Nebula instance and the configuration it runs.
@@ -61,15 +61,15 @@ func (r *Runner) start(cfg *config.Config, settings map[string]any, info CertInf
 	}
 	nc := nconfig.NewC(r.log)
 	if err := nc.LoadString(text); err != nil {
-		return fmt.Errorf("nebula configuration: %w", err)
+		return errfmt.Errorf("nebula configuration: %w", err)
 	}
 	traffic := newTraffic(cfg.Address)
 	ctrl, err := nebula.Main(nc, false, r.version, r.log.With("subsystem", "nebula"), countingFactory(traffic))
 	if err != nil {
-		return fmt.Errorf("starting Nebula (device %s, port %d): %w", cfg.Device, cfg.Port, err)
+		return errfmt.Errorf("starting Nebula (device %s, port %d): %w", cfg.Device, cfg.Port, err)
 	}
 	if err := ctrl.Start(); err != nil {
-		return fmt.Errorf("starting Nebula: %w", err)
+		return errfmt.Errorf("starting Nebula: %w", err)
 	}
 	r.cfg, r.settings, r.info, r.nc, r.ctrl, r.traffic = cfg, settings, info, nc, ctrl, traffic
 	r.started = time.Now()
@@ -124,12 +124,11 @@ func checkPort(cfg *config.Config) error {
 		return nil
 	}
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: cfg.Port})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return overlayError(cfg.File, "port", "UDP port %d is already in use by another program (another meshnode or nebula?)", cfg.Port)
+	}
 	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, syscall.EADDRINUSE) {
-			msg = fmt.Sprintf("UDP port %d is already in use by another program (another meshnode or nebula?)", cfg.Port)
-		}
-		return &config.Error{File: cfg.File, Section: "overlay", Option: "port", Msg: msg}
+		return overlayError(cfg.File, "port", "%v", err)
 	}
 	return c.Close()
 }
@@ -160,7 +159,7 @@ func (r *Runner) Reload(cfg *config.Config) (restarted bool, err error) {
 			return false, err
 		}
 		if err := r.nc.ReloadConfigString(text); err != nil {
-			return false, fmt.Errorf("nebula rejected the configuration: %w", err)
+			return false, errfmt.Errorf("nebula rejected the configuration: %w", err)
 		}
 		r.cfg, r.settings, r.info = cfg, settings, info
 		return false, nil
@@ -172,7 +171,7 @@ func (r *Runner) Reload(cfg *config.Config) (restarted bool, err error) {
 		// The new configuration passed validation but Nebula refused it
 		// (port taken, device busy): go back to the one that worked.
 		if err2 := r.start(oldCfg, oldSettings, oldInfo); err2 != nil {
-			return true, fmt.Errorf("%w; restoring the previous configuration also failed: %v", err, err2)
+			return true, errfmt.Errorf("%w; restoring the previous configuration also failed: %v", err, err2)
 		}
 		return true, err
 	}

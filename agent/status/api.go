@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/httpconn"
 )
 
@@ -50,7 +50,7 @@ func Listen(path string) (net.Listener, error) {
 	}
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("%s: another meshnode agent is running", path)
+		return nil, errfmt.Errorf("%s: another meshnode agent is running", path)
 	}
 	_ = os.Remove(path)
 	l, err := net.Listen("unix", path)
@@ -92,14 +92,14 @@ func (c Client) do(method, path string, out any) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.Socket)
 	if err != nil {
-		return fmt.Errorf("cannot reach the agent at %s (is meshnode running? /etc/init.d/meshnode status): %w", c.Socket, err)
+		return errfmt.Errorf("cannot reach the agent at %s (is meshnode running? /etc/init.d/meshnode status): %w", c.Socket, err)
 	}
 	resp, err := httpconn.Do(ctx, conn, httpconn.Request{Method: method, Host: "meshnode", Path: path}, maxReply)
 	if err != nil {
-		return fmt.Errorf("agent at %s: %w", c.Socket, err)
+		return errfmt.Errorf("agent at %s: %w", c.Socket, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("agent answered %s: %s", resp.Status, clipReply(resp.Body))
+		return errfmt.Errorf("agent answered %s: %s", resp.Status, clipReply(resp.Body))
 	}
 	return json.Unmarshal(resp.Body, out)
 }

@@ -2,8 +2,9 @@ package status
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // RPCD implements the rpcd exec plugin protocol (`list`, `call <method>`)
@@ -14,16 +15,16 @@ import (
 // error LuCI cannot show.
 func RPCD(args []string, stdin io.Reader, stdout io.Writer, c Client) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stdout, `{"error":"usage: list | call <method>"}`)
+		_, _ = io.WriteString(stdout, `{"error":"usage: list | call <method>"}`+"\n")
 		return 2
 	}
 	switch args[0] {
 	case "list":
-		fmt.Fprintln(stdout, `{"status":{}}`)
+		_, _ = io.WriteString(stdout, `{"status":{}}`+"\n")
 		return 0
 	case "call":
 		if len(args) < 2 {
-			fmt.Fprintln(stdout, `{"error":"call needs a method"}`)
+			_, _ = io.WriteString(stdout, `{"error":"call needs a method"}`+"\n")
 			return 2
 		}
 		// Arguments are read and ignored (status takes none); LuCI adds
@@ -38,14 +39,14 @@ func RPCD(args []string, stdin io.Reader, stdout io.Writer, c Client) int {
 			_, _ = stdout.Write(raw)
 			return 0
 		default:
-			return rpcdError(stdout, fmt.Errorf("unknown method %q", args[1]))
+			return rpcdError(stdout, errfmt.Errorf("unknown method %q", args[1]))
 		}
 	}
-	return rpcdError(stdout, fmt.Errorf("unknown command %q", args[0]))
+	return rpcdError(stdout, errfmt.Errorf("unknown command %q", args[0]))
 }
 
 func rpcdError(w io.Writer, err error) int {
 	b, _ := json.Marshal(map[string]any{"running": false, "error": err.Error()})
-	fmt.Fprintln(w, string(b))
+	_, _ = w.Write(append(b, '\n'))
 	return 0
 }

@@ -23,7 +23,7 @@ import (
 	"strconv"
 
 	"github.com/meshnode/meshnode/agent/shape"
-
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/uci"
 )
 
@@ -65,13 +65,14 @@ func ReadShare(path string) (Share, error) {
 	if err != nil {
 		return Share{}, err
 	}
-	sh, _, err := shareOf(f)
+	var sh Share
+	_, err = shareOf(f, &sh)
 	return sh, err
 }
 
-// shareOf finds the shape section the limit applies to and the bounds.
-func shareOf(f *uci.File) (Share, *uci.Section, error) {
-	var sh Share
+// shareOf finds the shape section the limit applies to and the bounds,
+// filling sh as it reads them.
+func shareOf(f *uci.File, sh *Share) (*uci.Section, error) {
 	var bounds *uci.Section
 	if bs := f.SectionsOfType(ShareSectionType); len(bs) > 0 {
 		bounds = bs[0]
@@ -86,14 +87,13 @@ func shareOf(f *uci.File) (Share, *uci.Section, error) {
 				}
 			}
 			if target == nil {
-				return sh, nil, &uci.Error{File: f.Name, Line: bounds.Line, Section: bounds.Ref(), Option: "shape",
-					Msg: fmt.Sprintf("no `config shape '%s'` section: the sharing limit has nothing to apply to", name)}
+				return nil, optError(f, bounds, "shape", "no `config shape '"+name+"'` section: the sharing limit has nothing to apply to")
 			}
 		}
 	}
 	if target == nil {
 		if len(shapes) == 0 {
-			return sh, nil, &uci.Error{File: f.Name, Msg: "no `config shape` section: this node does not limit what it shares (the operator sets it up)"}
+			return nil, &uci.Error{File: f.Name, Msg: "no `config shape` section: this node does not limit what it shares (the operator sets it up)"}
 		}
 		target = shapes[0]
 	}
@@ -101,20 +101,28 @@ func shareOf(f *uci.File) (Share, *uci.Section, error) {
 	sh.Device, _ = target.Get("device")
 	var err error
 	if sh.UploadKbit, err = optKbit(f, target, "upload"); err != nil {
-		return sh, nil, err
+		return nil, err
 	}
 	if sh.DownloadKbit, err = optKbit(f, target, "download"); err != nil {
-		return sh, nil, err
+		return nil, err
 	}
 	if bounds != nil {
 		if sh.Upload, err = boundsOf(f, bounds, "upload"); err != nil {
-			return sh, nil, err
+			return nil, err
 		}
 		if sh.Download, err = boundsOf(f, bounds, "download"); err != nil {
-			return sh, nil, err
+			return nil, err
 		}
 	}
-	return sh, target, nil
+	return target, nil
+}
+
+// optError is an error in option opt of section s. Not inlined: a copy
+// at each of its error paths costs flash on MIPS.
+//
+//go:noinline
+func optError(f *uci.File, s *uci.Section, opt, msg string) error {
+	return &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: opt, Msg: msg}
 }
 
 func optKbit(f *uci.File, s *uci.Section, name string) (int64, error) {
@@ -124,7 +132,7 @@ func optKbit(f *uci.File, s *uci.Section, name string) (int64, error) {
 	}
 	n, err := shape.ParseKbit(v)
 	if err != nil {
-		return 0, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: name, Msg: err.Error()}
+		return 0, optError(f, s, name, err.Error())
 	}
 	return n, nil
 }
@@ -136,20 +144,18 @@ func boundsOf(f *uci.File, s *uci.Section, dir string) (*Bounds, error) {
 		return nil, nil
 	}
 	if !okLo || !okHi {
-		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_min",
-			Msg: fmt.Sprintf("set both %s_min and %s_max, or neither", dir, dir)}
+		return nil, optError(f, s, dir+"_min", "set both "+dir+"_min and "+dir+"_max, or neither")
 	}
 	var b Bounds
 	var err error
 	if b.Min, err = shape.ParseKbit(lo); err != nil {
-		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_min", Msg: err.Error()}
+		return nil, optError(f, s, dir+"_min", err.Error())
 	}
 	if b.Max, err = shape.ParseKbit(hi); err != nil {
-		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_max", Msg: err.Error()}
+		return nil, optError(f, s, dir+"_max", err.Error())
 	}
 	if b.Min > b.Max {
-		return nil, &uci.Error{File: f.Name, Line: s.Line, Section: s.Ref(), Option: dir + "_min",
-			Msg: fmt.Sprintf("%s_min %d is above %s_max %d", dir, b.Min, dir, b.Max)}
+		return nil, optError(f, s, dir+"_min", fmt.Sprintf("%s_min %d is above %s_max %d", dir, b.Min, dir, b.Max))
 	}
 	return &b, nil
 }
@@ -162,33 +168,18 @@ func SetShare(path string, upKbit, downKbit int64) (Share, error) {
 	if err != nil {
 		return Share{}, err
 	}
-	sh, target, err := shareOf(f)
+	var sh Share
+	target, err := shareOf(f, &sh)
 	if err != nil {
 		return sh, err
 	}
 	if upKbit == 0 && downKbit == 0 {
 		return sh, errors.New("nothing to change: give upload_kbit and/or download_kbit")
 	}
-	check := func(dir string, v, cur int64, b *Bounds) error {
-		switch {
-		case v == 0:
-			return nil
-		case v < 0:
-			return fmt.Errorf("%s %d kbit/s: %w (a rate is above zero)", dir, v, ErrShareOutOfBounds)
-		case cur == 0:
-			// Turning shaping on for a direction is the operator's decision.
-			return fmt.Errorf("%s is not limited on this node; ask the operator to set it up", dir)
-		case b == nil:
-			return fmt.Errorf("the operator has not allowed changing the %s limit here (no %s_min/%s_max in `config share`)", dir, dir, dir)
-		case v < b.Min || v > b.Max:
-			return fmt.Errorf("%s %d kbit/s is %w: choose from %d to %d kbit/s", dir, v, ErrShareOutOfBounds, b.Min, b.Max)
-		}
-		return nil
-	}
-	if err := check("upload", upKbit, sh.UploadKbit, sh.Upload); err != nil {
+	if err := checkRate("upload", upKbit, sh.UploadKbit, sh.Upload); err != nil {
 		return sh, err
 	}
-	if err := check("download", downKbit, sh.DownloadKbit, sh.Download); err != nil {
+	if err := checkRate("download", downKbit, sh.DownloadKbit, sh.Download); err != nil {
 		return sh, err
 	}
 	if upKbit > 0 {
@@ -206,21 +197,43 @@ func SetShare(path string, upKbit, downKbit int64) (Share, error) {
 	return sh, uci.WriteFile(path, f)
 }
 
+// checkRate checks a new rate v for direction dir (0: unchanged) whose
+// current rate is cur, against its bounds b.
+func checkRate(dir string, v, cur int64, b *Bounds) error {
+	switch {
+	case v == 0:
+		return nil
+	case v < 0:
+		return errfmt.Errorf("%s %d kbit/s: %w (a rate is above zero)", dir, v, ErrShareOutOfBounds)
+	case cur == 0:
+		// Turning shaping on for a direction is the operator's decision.
+		return errfmt.Errorf("%s is not limited on this node; ask the operator to set it up", dir)
+	case b == nil:
+		return errfmt.Errorf("the operator has not allowed changing the %s limit here (no %s_min/%s_max in `config share`)", dir, dir, dir)
+	case v < b.Min || v > b.Max:
+		return errfmt.Errorf("%s %d kbit/s is %w: choose from %d to %d kbit/s", dir, v, ErrShareOutOfBounds, b.Min, b.Max)
+	}
+	return nil
+}
+
 // ShareRPCD answers the rpcd methods "share" (read) and "set_share"
 // (write: {"upload_kbit":N,"download_kbit":N}). reload asks the running
 // agent to apply the file; nil skips that. The reply is always one JSON
 // object.
 func ShareRPCD(method string, stdin io.Reader, stdout io.Writer, path string, reload func() error) int {
-	enc := json.NewEncoder(stdout)
+	_ = json.NewEncoder(stdout).Encode(shareReply(method, stdin, path, reload))
+	return 0
+}
+
+// shareReply is ShareRPCD's reply: a *Share or a *ShareResult.
+func shareReply(method string, stdin io.Reader, path string, reload func() error) any {
 	switch method {
 	case "share":
 		sh, err := ReadShare(path)
 		if err != nil {
-			_ = enc.Encode(ShareResult{Error: err.Error(), Hint: "ask the operator to check " + path})
-			return 0
+			return &ShareResult{Error: err.Error(), Hint: "ask the operator to check " + path}
 		}
-		_ = enc.Encode(sh)
-		return 0
+		return &sh
 	case "set_share":
 		var args struct {
 			Up   json.Number `json:"upload_kbit"`
@@ -230,21 +243,18 @@ func ShareRPCD(method string, stdin io.Reader, stdout io.Writer, path string, re
 		dec.UseNumber()
 		// LuCI adds ubus_rpc_session: unknown keys are fine.
 		if err := dec.Decode(&args); err != nil && err != io.EOF {
-			_ = enc.Encode(ShareResult{Error: "bad arguments: " + err.Error()})
-			return 0
+			return &ShareResult{Error: "bad arguments: " + err.Error()}
 		}
 		up, err1 := wholeKbit(args.Up, "upload_kbit")
 		down, err2 := wholeKbit(args.Down, "download_kbit")
 		if err := errors.Join(err1, err2); err != nil {
-			_ = enc.Encode(ShareResult{Error: err.Error()})
-			return 0
+			return &ShareResult{Error: err.Error()}
 		}
 		sh, err := SetShare(path, up, down)
 		if err != nil {
-			_ = enc.Encode(ShareResult{Error: err.Error(), Share: &sh})
-			return 0
+			return &ShareResult{Error: err.Error(), Share: &sh}
 		}
-		res := ShareResult{OK: true, Share: &sh}
+		res := &ShareResult{OK: true, Share: &sh}
 		if reload != nil {
 			if err := reload(); err != nil {
 				res.Hint = "saved; the agent did not apply it (" + err.Error() + "): it applies when the agent next starts"
@@ -252,11 +262,9 @@ func ShareRPCD(method string, stdin io.Reader, stdout io.Writer, path string, re
 				res.Applied = true
 			}
 		}
-		_ = enc.Encode(res)
-		return 0
+		return res
 	}
-	_ = enc.Encode(ShareResult{Error: fmt.Sprintf("unknown method %q", method)})
-	return 0
+	return &ShareResult{Error: fmt.Sprintf("unknown method %q", method)}
 }
 
 func wholeKbit(n json.Number, name string) (int64, error) {
@@ -265,7 +273,7 @@ func wholeKbit(n json.Number, name string) (int64, error) {
 	}
 	v, err := n.Int64()
 	if err != nil {
-		return 0, fmt.Errorf("%s: %q is not a whole number of kbit/s", name, n)
+		return 0, errfmt.Errorf("%s: %q is not a whole number of kbit/s", name, n)
 	}
 	return v, nil
 }
@@ -279,7 +287,7 @@ const ShareMethods = `"share":{},"set_share":{"upload_kbit":32,"download_kbit":3
 // point: reload goes through c to the running agent.
 func RPCDWithShare(args []string, stdin io.Reader, stdout io.Writer, c Client, path string) int {
 	if len(args) >= 1 && args[0] == "list" {
-		fmt.Fprintln(stdout, `{"status":{},`+ShareMethods+`}`)
+		_, _ = io.WriteString(stdout, `{"status":{},`+ShareMethods+"}\n")
 		return 0
 	}
 	if len(args) >= 2 && args[0] == "call" && (args[1] == "share" || args[1] == "set_share") {

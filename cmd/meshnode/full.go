@@ -49,31 +49,50 @@ func versionLine() string { return version.String("meshnode", nebulaModule) }
 // command runs the commands other than version and help; ok is false for
 // an unknown one.
 func command(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, ok bool) {
+	rest := args[1:]
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stdout, stderr), true
+		return cmdRun(rest, stdout, stderr), true
 	case "status":
-		return cmdStatus(args[1:], stdout, stderr), true
+		return cmdStatus(rest, stdout, stderr), true
 	case "reload":
-		return cmdReload(args[1:], stdout, stderr), true
+		return cmdReload(rest, stdout, stderr), true
 	case "config":
-		return cmdConfig(args[1:], stdout, stderr), true
+		return cmdConfig(rest, stdout, stderr), true
 	case "wan":
-		return cmdWAN(args[1:], stderr), true
+		return cmdWAN(rest, stderr), true
 	case "enroll":
-		return enroll.Main(context.Background(), nil, args[1:], stdout, stderr), true
+		return enroll.Main(context.Background(), nil, rest, stdout, stderr), true
 	case "bundle":
-		return bundle.Main(context.Background(), nil, args[1:], stdout, stderr), true
+		return bundle.Main(context.Background(), nil, rest, stdout, stderr), true
 	case "rpcd":
-		fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
+		fs := newFlags("rpcd", stderr)
 		sock := fs.String("socket", "", "")
-		fs.SetOutput(stderr)
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := fs.Parse(rest); err != nil {
 			return 2, true
 		}
 		return status.RPCDWithShare(fs.Args(), stdin, stdout, status.Client{Socket: socketPath(*sock)}, config.DefaultPath), true
 	}
 	return 0, false
+}
+
+// newFlags is a flag set for a command that reports its errors on stderr.
+// Not inlined: one copy serves every command.
+//
+//go:noinline
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// fail reports err on stderr and returns the exit code for it. Not
+// inlined, like newFlags.
+//
+//go:noinline
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "meshnode:", err)
+	return 1
 }
 
 // socketPath is the flag's value, else the one the configuration names,
@@ -89,8 +108,7 @@ func socketPath(flagVal string) string {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run", stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
 	stateDir := fs.String("state-dir", "", "directory for the status socket (default: UCI state_dir)")
 	if err := fs.Parse(args); err != nil {
@@ -111,15 +129,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		log.Error("meshnode cannot run", "error", err)
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+		return fail(stderr, err)
 	}
 	return 0
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the snapshot as JSON")
 	sock := fs.String("socket", "", "agent socket")
 	if err := fs.Parse(args); err != nil {
@@ -129,16 +145,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		raw, err := c.StatusRaw()
 		if err != nil {
-			fmt.Fprintln(stderr, "meshnode:", err)
-			return 1
+			return fail(stderr, err)
 		}
 		_, _ = stdout.Write(raw)
 		return 0
 	}
 	s, err := c.Status()
 	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+		return fail(stderr, err)
 	}
 	if err := s.WriteText(stdout); err != nil {
 		return 1
@@ -150,12 +164,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+const wanUsage = "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n"
+
 func cmdWAN(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("wan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("wan", stderr)
 	sock := fs.String("socket", "", "agent socket")
 	if len(args) == 0 || args[0] != "event" {
-		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
+		_, _ = io.WriteString(stderr, wanUsage)
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -163,7 +178,7 @@ func cmdWAN(args []string, stderr io.Writer) int {
 	}
 	a := fs.Args()
 	if len(a) < 2 || len(a) > 3 {
-		fmt.Fprint(stderr, "usage: meshnode wan event [--socket PATH] ACTION INTERFACE [DEVICE]\n")
+		_, _ = io.WriteString(stderr, wanUsage)
 		return 2
 	}
 	ev := wan.HotplugEvent{Action: a[0], Interface: a[1]}
@@ -171,43 +186,39 @@ func cmdWAN(args []string, stderr io.Writer) int {
 		ev.Device = a[2]
 	}
 	if err := wan.SendEvent(socketPath(*sock), ev); err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+		return fail(stderr, err)
 	}
 	return 0
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("reload", stderr)
 	sock := fs.String("socket", "", "agent socket")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	r, err := status.Client{Socket: socketPath(*sock)}.Reload()
 	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+		return fail(stderr, err)
 	}
 	if !r.OK {
-		fmt.Fprintln(stderr, "meshnode: configuration rejected, the running one stays:", r.Error)
+		_, _ = io.WriteString(stderr, "meshnode: configuration rejected, the running one stays: "+r.Error+"\n")
 		return 1
 	}
 	if r.Restarted {
-		fmt.Fprintln(stdout, "applied (nebula restarted: tunnels re-established)")
+		_, _ = io.WriteString(stdout, "applied (nebula restarted: tunnels re-established)\n")
 	} else {
-		fmt.Fprintln(stdout, "applied in place")
+		_, _ = io.WriteString(stdout, "applied in place\n")
 	}
 	return 0
 }
 
 func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "show" && args[0] != "check") {
-		fmt.Fprint(stderr, "usage: meshnode config show|check [--config FILE]\n")
+		_, _ = io.WriteString(stderr, "usage: meshnode config show|check [--config FILE]\n")
 		return 2
 	}
-	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("config", stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "UCI configuration file")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -215,17 +226,16 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	text, err := daemon.ShowConfig(*cfgPath)
 	if err != nil {
-		fmt.Fprintln(stderr, "meshnode:", err)
-		return 1
+		return fail(stderr, err)
 	}
 	switch {
 	case args[0] == "check":
-		fmt.Fprintln(stdout, *cfgPath+": ok")
+		_, _ = io.WriteString(stdout, *cfgPath+": ok\n")
 	case *asJSON:
 		b, _ := json.Marshal(map[string]string{"nebula": text})
-		fmt.Fprintln(stdout, string(b))
+		_, _ = stdout.Write(append(b, '\n'))
 	default:
-		fmt.Fprint(stdout, text)
+		_, _ = io.WriteString(stdout, text)
 	}
 	return 0
 }

@@ -12,13 +12,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Request is what Do sends.
@@ -52,15 +53,15 @@ func Do(ctx context.Context, conn net.Conn, r Request, limit int64) (*Response, 
 	defer stop()
 
 	if strings.ContainsAny(r.Method+r.Host+r.Path, " \r\n") || r.Method == "" || !strings.HasPrefix(r.Path, "/") {
-		return nil, fmt.Errorf("httpconn: malformed request %q %q %q", r.Method, r.Host, r.Path)
+		return nil, errfmt.Errorf("httpconn: malformed request %q %q %q", r.Method, r.Host, r.Path)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", r.Method, r.Path, r.Host)
+	b.WriteString(r.Method + " " + r.Path + " HTTP/1.1\r\nHost: " + r.Host + "\r\nConnection: close\r\n")
 	for k, v := range r.Header {
 		if strings.ContainsAny(k+v, "\r\n") {
-			return nil, fmt.Errorf("httpconn: header %q contains a line break", k)
+			return nil, errfmt.Errorf("httpconn: header %q contains a line break", k)
 		}
-		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		b.WriteString(k + ": " + v + "\r\n")
 	}
 	if r.Body != nil || r.Method == http.MethodPost {
 		b.WriteString("Content-Length: " + strconv.Itoa(len(r.Body)) + "\r\n")
