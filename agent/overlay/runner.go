@@ -279,10 +279,3 @@ func (r *Runner) State() State {
 	return st
 }
 
-// NebulaYAML returns the running Nebula configuration with the private key
-// redacted.
-func (r *Runner) NebulaYAML() (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return YAML(Redact(r.settings))
-}
