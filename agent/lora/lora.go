@@ -60,8 +60,14 @@ func Call(ctx context.Context, socket string, req []byte) (json.RawMessage, erro
 		return nil, errfmt.Errorf("lora-bridge at %s: %w", socket, err)
 	}
 	// One JSON object; the bridge closes the connection after it.
+	// Read whole and unmarshalled, not streamed through a json.Decoder:
+	// the Decoder is ~6 KB of flash that nothing else here needs.
+	data, err := io.ReadAll(io.LimitReader(c, maxReply))
+	if err != nil {
+		return nil, errfmt.Errorf("lora-bridge at %s: %w", socket, err)
+	}
 	var reply json.RawMessage
-	if err := json.NewDecoder(io.LimitReader(c, maxReply)).Decode(&reply); err != nil {
+	if err := json.Unmarshal(data, &reply); err != nil {
 		return nil, errfmt.Errorf("lora-bridge at %s: bad reply: %w", socket, err)
 	}
 	if len(reply) == 0 || reply[0] != '{' {

@@ -16,6 +16,7 @@ package status
 // it does not know in a shape section.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -239,10 +240,13 @@ func shareReply(method string, stdin io.Reader, path string, reload func() error
 			Up   json.Number `json:"upload_kbit"`
 			Down json.Number `json:"download_kbit"`
 		}
-		dec := json.NewDecoder(io.LimitReader(stdin, 1<<16))
-		dec.UseNumber()
-		// LuCI adds ubus_rpc_session: unknown keys are fine.
-		if err := dec.Decode(&args); err != nil && err != io.EOF {
+		// LuCI adds ubus_rpc_session: unknown keys are fine. No arguments
+		// at all reads as none given.
+		data, err := io.ReadAll(io.LimitReader(stdin, 1<<16))
+		if err == nil && len(bytes.TrimSpace(data)) > 0 {
+			err = json.Unmarshal(data, &args)
+		}
+		if err != nil {
 			return &ShareResult{Error: "bad arguments: " + err.Error()}
 		}
 		up, err1 := wholeKbit(args.Up, "upload_kbit")
