@@ -278,4 +278,3 @@ func (r *Runner) State() State {
 	st.RoutedIn, st.RoutedOut = r.traffic.RoutedBytes()
 	return st
 }
-

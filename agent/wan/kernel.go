@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
-	"strings"
 )
 
 // ErrNoLink is returned by Kernel.Link for an interface that does not exist.
@@ -40,27 +38,25 @@ type Route struct {
 // Empty reports whether r removes the route.
 func (r Route) Empty() bool { return len(r.Hops) == 0 && !r.Unreachable }
 
-// Equal compares two routes, hop order included (plans sort them).
-func (r Route) Equal(o Route) bool {
-	return r.Table == o.Table && r.Unreachable == o.Unreachable && slices.Equal(r.Hops, o.Hops)
-}
-
 func (r Route) String() string {
-	if r.Unreachable {
-		return fmt.Sprintf("table %d: unreachable default", r.Table)
-	}
-	if len(r.Hops) == 0 {
-		return fmt.Sprintf("table %d: no default", r.Table)
-	}
-	var parts []string
-	for _, h := range r.Hops {
-		s := fmt.Sprintf("dev#%d", h.Ifindex)
-		if h.Gateway.IsValid() {
-			s = "via " + h.Gateway.String() + " " + s
+	s := "unreachable default"
+	if !r.Unreachable {
+		s = "no default"
+		if len(r.Hops) > 0 {
+			s = "default"
 		}
-		parts = append(parts, fmt.Sprintf("%s weight %d", s, h.Weight))
+		for i, h := range r.Hops {
+			sep, gw := ", ", ""
+			if i == 0 {
+				sep = " "
+			}
+			if h.Gateway.IsValid() {
+				gw = "via " + h.Gateway.String() + " "
+			}
+			s += fmt.Sprintf("%s%sdev#%d weight %d", sep, gw, h.Ifindex, h.Weight)
+		}
 	}
-	return fmt.Sprintf("table %d: default %s", r.Table, strings.Join(parts, ", "))
+	return fmt.Sprintf("table %d: %s", r.Table, s)
 }
 
 // Rule is an ip rule the agent owns.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/agent/config"
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Overlay is the seam to the embedded Nebula (overlay.Runner).
@@ -49,17 +50,19 @@ type Ticker interface {
 	Stop()
 }
 
+// realClock and realTicker have pointer receivers: value methods would
+// get pointer wrappers as well, flash for nothing.
 type realClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) NewTicker(d time.Duration) Ticker {
-	return realTicker{time.NewTicker(d)}
+func (*realClock) Now() time.Time { return time.Now() }
+func (*realClock) NewTicker(d time.Duration) Ticker {
+	return &realTicker{time.NewTicker(d)}
 }
 
 type realTicker struct{ t *time.Ticker }
 
-func (t realTicker) C() <-chan time.Time { return t.t.C }
-func (t realTicker) Stop()               { t.t.Stop() }
+func (t *realTicker) C() <-chan time.Time { return t.t.C }
+func (t *realTicker) Stop()               { t.t.Stop() }
 
 // Options are a Manager's collaborators; zero ones get the real thing
 // where there is one.
@@ -74,9 +77,10 @@ type Options struct {
 // HotplugEvent is what netifd's hotplug tells the agent about an
 // interface (ACTION, INTERFACE, DEVICE of /etc/hotplug.d/iface).
 type HotplugEvent struct {
-	Action    string `json:"action"`
-	Interface string `json:"interface"`
-	Device    string `json:"device,omitempty"`
+	_         [0]func() // not comparable: no equality function in the binary
+	Action    string    `json:"action"`
+	Interface string    `json:"interface"`
+	Device    string    `json:"device,omitempty"`
 }
 
 // Manager runs failover for one node.
@@ -111,14 +115,11 @@ type Manager struct {
 
 // uplink is the loop's record of one configured uplink.
 type uplink struct {
-	cfg     config.Uplink
-	idx     int
-	tr      *Tracker
-	st      Stats
-	device  string
-	link    Link // Index 0: not present
-	learned netip.Addr
-	ifdown  bool // netifd reported ifdown
+	cfg    config.Uplink
+	idx    int
+	device string
+	link   Link // Index 0: not present
+	kept
 
 	prober  Prober
 	cancel  context.CancelFunc
@@ -126,11 +127,25 @@ type uplink struct {
 	next    uint64
 	pending map[uint64]roundResult
 
-	changes  uint64
 	lastFail string
 	probeErr string
 }
 
+// kept is the part of an uplink that a reload keeping its path keeps
+// (one struct: copied at once, which is smaller on MIPS).
+type kept struct {
+	_       [0]func() // not comparable: no equality function in the binary
+	tr      *Tracker
+	st      Stats
+	learned netip.Addr
+	ifdown  bool // netifd reported ifdown
+	changes uint64
+}
+
+// gateway is the uplink's next hop: configured, else learned. Not
+// inlined: each copy costs flash at its three callers.
+//
+//go:noinline
 func (u *uplink) gateway() netip.Addr {
 	if u.cfg.Kind == config.UplinkOverlay || u.cfg.Gateway.IsValid() {
 		return u.cfg.Gateway
@@ -139,6 +154,7 @@ func (u *uplink) gateway() netip.Addr {
 }
 
 type probeResult struct {
+	_      [0]func() // not comparable: no equality function in the binary
 	target string
 	rtt    time.Duration
 	err    error
@@ -162,7 +178,7 @@ func New(cfg *config.Config, opt Options) *Manager {
 		m.newProber = NewProber
 	}
 	if m.clock == nil {
-		m.clock = realClock{}
+		m.clock = &realClock{}
 	}
 	m.log = m.log.With("concern", "wan")
 	m.publish()
@@ -179,7 +195,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		// Without events carrier loss waits for the probes (~1.5 s): worse,
 		// not broken.
-		m.log.Warn("no link events from the kernel; carrier loss is noticed by probes only", "error", err)
+		m.logErr(slog.LevelWarn, "no link events from the kernel; carrier loss is noticed by probes only", err)
 	}
 	cfg := m.cfg
 	m.cfg = &config.Config{}
@@ -226,20 +242,24 @@ func (m *Manager) do(ctx context.Context, f func()) error {
 // Reload applies a new configuration; uplinks whose path is unchanged
 // keep their state.
 func (m *Manager) Reload(cfg *config.Config) {
+	f := func() { m.reload(cfg) }
 	select {
-	case m.reqs <- func() { m.reload(cfg) }:
+	case m.reqs <- f:
 	default:
 		// The loop is far behind; queue without blocking the caller.
-		go func() { m.reqs <- func() { m.reload(cfg) } }()
+		go func() { m.reqs <- f }()
 	}
 }
 
+// hotplugActions are the ACTIONs Event takes: three that bring an
+// interface up, three that take it down, and two that change nothing
+// here. A slice, not a switch, which is large on MIPS.
+var hotplugActions = []string{"ifup", "ifupdate", "update", "ifdown", "ifup-failed", "free", "reload", "create"}
+
 // Event passes a hotplug event into the loop.
 func (m *Manager) Event(ctx context.Context, ev HotplugEvent) error {
-	switch ev.Action {
-	case "ifup", "ifdown", "ifup-failed", "ifupdate", "free", "reload", "create", "update":
-	default:
-		return fmt.Errorf("unknown hotplug action %q", ev.Action)
+	if !slices.Contains(hotplugActions, ev.Action) {
+		return errfmt.Errorf("unknown hotplug action %q", ev.Action)
 	}
 	if ev.Interface == "" {
 		return errors.New("hotplug event without an interface")
@@ -249,14 +269,9 @@ func (m *Manager) Event(ctx context.Context, ev HotplugEvent) error {
 	return m.do(ctx, func() { m.onHotplug(ev) })
 }
 
-func samePath(a, b config.Uplink) bool {
+func samePath(a, b *config.Uplink) bool {
 	return a.Kind == b.Kind && a.Device == b.Device && a.Gateway == b.Gateway && a.Interface == b.Interface &&
 		a.Probe == b.Probe && slices.Equal(a.Targets, b.Targets)
-}
-
-func (m *Manager) thresholds(u config.Uplink) (Thresholds, Damping) {
-	fo := m.cfg.Failover
-	return Thresholds{Up: u.Up, Down: u.Down}, Damping{After: fo.DampAfter, Hold: fo.DampHold, Max: fo.DampMax, Stable: fo.Stable}
 }
 
 func (m *Manager) reload(cfg *config.Config) {
@@ -270,16 +285,21 @@ func (m *Manager) reload(cfg *config.Config) {
 	m.cfg = cfg
 	m.ups = nil
 	overlay := false
-	for i, uc := range cfg.Uplinks {
-		u := &uplink{cfg: uc, idx: i, device: uc.Device}
-		if o := old[uc.Name]; o != nil && samePath(o.cfg, uc) {
-			u.tr, u.st, u.learned, u.ifdown, u.changes = o.tr, o.st, o.learned, o.ifdown, o.changes
+	fo := &cfg.Failover
+	d := Damping{After: fo.DampAfter, Hold: fo.DampHold, Max: fo.DampMax, Stable: fo.Stable}
+	// By index and pointer: a config.Uplink is large, copies of it cost
+	// flash on MIPS.
+	for i := range cfg.Uplinks {
+		uc := &cfg.Uplinks[i]
+		u := &uplink{cfg: *uc, idx: i, device: uc.Device}
+		th := Thresholds{Up: uc.Up, Down: uc.Down}
+		if o := old[uc.Name]; o != nil && samePath(&o.cfg, uc) {
+			u.kept = o.kept
 			if u.device == "" {
 				u.device = o.device
 			}
-			u.tr.SetThresholds(m.thresholds(uc))
+			u.tr.SetThresholds(th, d)
 		} else {
-			th, d := m.thresholds(uc)
 			u.tr = NewTracker(th, d, now)
 		}
 		overlay = overlay || uc.Kind == config.UplinkOverlay
@@ -293,7 +313,7 @@ func (m *Manager) reload(cfg *config.Config) {
 	for _, r := range oldRules {
 		if !slices.Contains(m.rules, r) {
 			if err := m.k.DelRule(r); err != nil {
-				m.log.Error("removing an old ip rule", "error", err)
+				m.logErr(slog.LevelError, "removing an old ip rule", err)
 			}
 		}
 	}
@@ -324,7 +344,7 @@ func (m *Manager) reload(cfg *config.Config) {
 func (m *Manager) addRules() {
 	for _, r := range m.rules {
 		if err := m.k.AddRule(r); err != nil {
-			m.log.Error("cannot add ip rule: failover will not steer traffic", "error", err)
+			m.logErr(slog.LevelError, "cannot add ip rule: failover will not steer traffic", err)
 		}
 	}
 }
@@ -332,7 +352,7 @@ func (m *Manager) addRules() {
 func (m *Manager) readGateways() {
 	gws, err := m.k.Gateways()
 	if err != nil {
-		m.log.Warn("cannot read netifd's default routes to learn gateways", "error", err)
+		m.logErr(slog.LevelWarn, "cannot read netifd's default routes to learn gateways", err)
 		return
 	}
 	for _, u := range m.ups {
@@ -350,7 +370,7 @@ func (m *Manager) readLink(u *uplink) {
 	l, err := m.k.Link(u.device)
 	if err != nil {
 		if !errors.Is(err, ErrNoLink) {
-			m.log.Warn("cannot read interface", "uplink", u.cfg.Name, "device", u.device, "error", err)
+			m.logUplinkErr(slog.LevelWarn, "cannot read interface", u, err)
 		}
 		u.link = Link{}
 		return
@@ -370,8 +390,7 @@ func (m *Manager) startProbes(u *uplink) {
 	}
 	if u.cfg.Kind == config.UplinkWAN {
 		if changed, err := m.k.LooseRPFilter(u.device); err != nil {
-			m.log.Warn("strict reverse-path filtering may drop this uplink's probe replies while it is on standby",
-				"uplink", u.cfg.Name, "device", u.device, "error", err)
+			m.logUplinkErr(slog.LevelWarn, "strict reverse-path filtering may drop this uplink's probe replies while it is on standby", u, err)
 		} else if changed {
 			m.log.Info("reverse-path filtering set to loose so a standby WAN's probe replies are accepted", "device", u.device)
 		}
@@ -380,7 +399,7 @@ func (m *Manager) startProbes(u *uplink) {
 	if err != nil {
 		// Raw sockets need root; a missing device shows up as a link event.
 		u.probeErr = err.Error()
-		m.log.Error("cannot probe uplink", "uplink", u.cfg.Name, "device", u.device, "error", err)
+		m.logUplinkErr(slog.LevelError, "cannot probe uplink", u, err)
 		return
 	}
 	u.probeErr = ""
@@ -390,7 +409,7 @@ func (m *Manager) startProbes(u *uplink) {
 	u.pending = map[uint64]roundResult{}
 	ctx, cancel := context.WithCancel(m.ctx)
 	u.cancel = cancel
-	go m.probeLoop(ctx, u.idx, u.gen, u.cfg, p)
+	go m.probeLoop(ctx, u.idx, u.gen, &u.cfg, p)
 }
 
 func (m *Manager) stopProbes(u *uplink) {
@@ -406,8 +425,10 @@ func (m *Manager) stopProbes(u *uplink) {
 
 // probeLoop starts a round every interval. Rounds overlap when the
 // timeout is longer than the interval, so a dead path is seen after
-// (down-1) intervals plus one timeout, not down timeouts.
-func (m *Manager) probeLoop(ctx context.Context, idx, gen int, u config.Uplink, p Prober) {
+// (down-1) intervals plus one timeout, not down timeouts. u is the
+// uplink's configuration, never changed once the uplink is made (a
+// pointer: a copy per round costs flash).
+func (m *Manager) probeLoop(ctx context.Context, idx, gen int, u *config.Uplink, p Prober) {
 	t := m.clock.NewTicker(u.Interval)
 	defer t.Stop()
 	for seq := uint64(0); ; seq++ {
@@ -420,7 +441,7 @@ func (m *Manager) probeLoop(ctx context.Context, idx, gen int, u config.Uplink, 
 	}
 }
 
-func (m *Manager) round(ctx context.Context, idx, gen int, seq uint64, u config.Uplink, p Prober) {
+func (m *Manager) round(ctx context.Context, idx, gen int, seq uint64, u *config.Uplink, p Prober) {
 	r := roundResult{idx: idx, gen: gen, seq: seq, probes: make([]probeResult, len(u.Targets))}
 	var wg sync.WaitGroup
 	for i, t := range u.Targets {
@@ -467,7 +488,7 @@ func (m *Manager) onResult(r roundResult) {
 
 func (m *Manager) judge(u *uplink, r roundResult) bool {
 	good := 0
-	var fails []string
+	fails := ""
 	for _, p := range r.probes {
 		ok := p.err == nil
 		if u.tr.Carrier() {
@@ -475,12 +496,15 @@ func (m *Manager) judge(u *uplink, r roundResult) bool {
 		}
 		if ok {
 			good++
-		} else {
-			fails = append(fails, p.target+" "+describe(p.err))
+			continue
 		}
+		if fails != "" {
+			fails += ", "
+		}
+		fails += p.target + " " + describe(p.err)
 	}
-	if len(fails) > 0 {
-		u.lastFail = strings.Join(fails, ", ")
+	if fails != "" {
+		u.lastFail = fails
 	}
 	prev, _, _ := u.tr.State()
 	if !u.tr.Round(good >= u.cfg.Reliability, u.lastFail, m.clock.Now()) {
@@ -493,30 +517,30 @@ func (m *Manager) judge(u *uplink, r roundResult) bool {
 func (m *Manager) logChange(u *uplink, prev State) {
 	u.changes++
 	s, why, _ := u.tr.State()
-	attrs := []any{"uplink", u.cfg.Name, "state", string(s), "was", string(prev), "why", why,
-		"rtt_ms", u.st.RTT().Milliseconds(), "loss", fmt.Sprintf("%.0f%%", u.st.Loss()*100)}
+	level := slog.LevelInfo
 	if s == Down || s == Damped {
-		m.log.Warn("uplink "+string(s), attrs...)
-	} else {
-		m.log.Info("uplink "+string(s), attrs...)
+		level = slog.LevelWarn
 	}
+	m.log.Log(context.Background(), level, "uplink "+string(s), "uplink", u.cfg.Name, "state", string(s), "was", string(prev),
+		"why", why, "rtt_ms", u.st.RTT().Milliseconds(), "loss", fmt.Sprintf("%.0f%%", u.st.Loss()*100))
 }
 
 // pathState says whether the uplink has a path to probe at all, and why not.
 func (m *Manager) pathState(u *uplink) (bool, string) {
+	// Concatenated, not Sprintf'd: smaller on MIPS.
 	switch {
 	case u.device == "":
-		return false, fmt.Sprintf("waiting for netifd's ifup of interface '%s' to learn its device (or set option device)", u.cfg.Interface)
+		return false, "waiting for netifd's ifup of interface '" + u.cfg.Interface + "' to learn its device (or set option device)"
 	case u.link.Index == 0:
-		return false, fmt.Sprintf("interface %s does not exist", u.device)
+		return false, "interface " + u.device + " does not exist"
 	case !u.link.Up:
-		return false, fmt.Sprintf("no carrier on %s (or it is down)", u.device)
+		return false, "no carrier on " + u.device + " (or it is down)"
 	case u.ifdown:
-		return false, fmt.Sprintf("netifd reports interface '%s' down", u.cfg.Interface)
+		return false, "netifd reports interface '" + u.cfg.Interface + "' down"
 	case u.cfg.Kind == config.UplinkWAN && !u.gateway().IsValid() && !u.link.PointToPoint:
-		return false, fmt.Sprintf("no gateway for %s: set option gateway, or netifd has no default route on it", u.device)
+		return false, "no gateway for " + u.device + ": set option gateway, or netifd has no default route on it"
 	}
-	return true, fmt.Sprintf("path via %s ready, probing", u.device)
+	return true, "path via " + u.device + " ready, probing"
 }
 
 func (m *Manager) refreshPath(u *uplink, now time.Time) bool {
@@ -601,14 +625,15 @@ func (m *Manager) onEvent(ev Event) {
 
 func (m *Manager) onHotplug(ev HotplugEvent) {
 	now := m.clock.Now()
+	act := slices.Index(hotplugActions, ev.Action)
 	hit := false
 	for _, u := range m.ups {
 		if u.cfg.Interface != ev.Interface || u.cfg.Kind != config.UplinkWAN {
 			continue
 		}
 		hit = true
-		switch ev.Action {
-		case "ifup", "ifupdate", "update":
+		switch {
+		case act >= 0 && act < 3: // ifup, ifupdate, update
 			u.ifdown = false
 			if u.cfg.Device == "" && ev.Device != "" && ev.Device != u.device {
 				u.device = ev.Device
@@ -616,7 +641,7 @@ func (m *Manager) onHotplug(ev HotplugEvent) {
 				m.startProbes(u)
 			}
 			m.readGateways()
-		case "ifdown", "ifup-failed", "free":
+		case act >= 3 && act < 6: // ifdown, ifup-failed, free
 			// netifd knows first: a PPP session or DHCP lease can end
 			// while the link keeps its carrier.
 			u.ifdown = true
@@ -649,34 +674,22 @@ func (m *Manager) reconcile(force bool) {
 		return
 	}
 	p := plan(m.cfg.Failover, m.views())
-	want := []Route{p.Main}
-	if p.Underlay != nil {
-		want = append(want, *p.Underlay)
-	}
-	want = append(want, p.Probes...)
-	if len(m.ups) == 0 {
-		want = nil
-	}
-	// Probe tables first: a newly chosen uplink's probes keep working
-	// while the default route moves.
-	slices.Reverse(want)
 	seen := map[int]bool{}
-	for _, r := range want {
-		seen[r.Table] = true
-		if old, ok := m.applied[r.Table]; ok && !force && old.Equal(r) {
-			continue
+	if len(m.ups) > 0 {
+		// Probe tables first: a newly chosen uplink's probes keep working
+		// while the default route moves.
+		for i := len(p.Probes) - 1; i >= 0; i-- {
+			m.setRoute(&p.Probes[i], force, seen)
 		}
-		if err := m.k.SetRoute(r); err != nil {
-			m.log.Error("cannot set route", "error", err)
-			delete(m.applied, r.Table)
-			continue
+		if p.Underlay != nil {
+			m.setRoute(p.Underlay, force, seen)
 		}
-		m.applied[r.Table] = r
+		m.setRoute(&p.Main, force, seen)
 	}
 	for t := range m.applied {
 		if !seen[t] {
 			if err := m.k.SetRoute(Route{Table: t}); err != nil {
-				m.log.Error("cannot remove route", "error", err)
+				m.logErr(slog.LevelError, "cannot remove route", err)
 				continue
 			}
 			delete(m.applied, t)
@@ -695,7 +708,7 @@ func (m *Manager) reconcile(force bool) {
 			m.log.Info("default route", "uplinks", names, "from", p.Class)
 		}
 	}
-	m.steerOverlay(p)
+	m.steerOverlay(p.Healthy)
 
 	// Nebula's socket follows the WAN part of the route: rebind when it moves.
 	var under []Nexthop
@@ -716,7 +729,7 @@ func (m *Manager) reconcile(force bool) {
 		}
 	}
 	if len(m.ups) > 0 {
-		m.forgetNAT(p.Main)
+		m.forgetNAT(p.Main.Hops)
 	}
 	m.last = p
 	m.publish()
@@ -729,13 +742,9 @@ func (m *Manager) reconcile(force bool) {
 // would leave the new WAN with the old source and never get a reply; the
 // kernel forgets mappings itself only when the address goes or the device
 // is set down, not on a dead upstream or lost carrier.
-func (m *Manager) forgetNAT(main Route) {
-	now := map[int]bool{}
-	for _, h := range main.Hops {
-		now[h.Ifindex] = true
-	}
+func (m *Manager) forgetNAT(hops []Nexthop) {
 	for idx, cached := range m.natAddrs {
-		if now[idx] {
+		if hasIfindex(hops, idx) {
 			continue
 		}
 		delete(m.natAddrs, idx)
@@ -761,9 +770,10 @@ func (m *Manager) forgetNAT(main Route) {
 			continue
 		}
 		m.log.Info("flows masqueraded to the WAN the route left are mapped afresh on the new one",
-			"addresses", addrs, "flows", n, "took", time.Since(start).Round(time.Microsecond))
+			"addresses", addrs, "flows", n, "took", took(start, time.Microsecond))
 	}
-	for idx := range now {
+	for _, h := range hops {
+		idx := h.Ifindex
 		if _, ok := m.natAddrs[idx]; ok {
 			continue
 		}
@@ -773,6 +783,39 @@ func (m *Manager) forgetNAT(main Route) {
 		}
 		m.natAddrs[idx] = addrs
 	}
+}
+
+// setRoute writes r where it differs from what was applied (always when
+// force), and marks its table seen.
+func (m *Manager) setRoute(r *Route, force bool, seen map[int]bool) {
+	seen[r.Table] = true
+	if old, ok := m.applied[r.Table]; ok && !force && sameRoute(&old, r) {
+		return
+	}
+	if err := m.k.SetRoute(*r); err != nil {
+		m.logErr(slog.LevelError, "cannot set route", err)
+		delete(m.applied, r.Table)
+		return
+	}
+	m.applied[r.Table] = *r
+}
+
+// sameRoute compares two routes, hop order included (plans sort them).
+// Not a method: an exported one is kept in the binary with a pointer
+// wrapper even where unused.
+func sameRoute(a, b *Route) bool {
+	return a.Table == b.Table && a.Unreachable == b.Unreachable && slices.Equal(a.Hops, b.Hops)
+}
+
+// hasIfindex says whether one of hops leaves by interface idx. (A loop:
+// a map of the few hops costs more flash.)
+func hasIfindex(hops []Nexthop, idx int) bool {
+	for i := range hops {
+		if hops[i].Ifindex == idx {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) isOverlayIndex(ifindex int) bool {
@@ -794,7 +837,7 @@ func (m *Manager) names(idx []int) []string {
 
 // steerOverlay gives Nebula the healthy overlay uplinks of the chosen
 // tier and pins each overlay uplink's probe targets to it.
-func (m *Manager) steerOverlay(p Plan) {
+func (m *Manager) steerOverlay(healthy map[netip.Addr]int) {
 	if m.ov == nil {
 		return
 	}
@@ -813,23 +856,45 @@ func (m *Manager) steerOverlay(p Plan) {
 	if len(managed) == 0 && m.gwKey == "" {
 		return
 	}
-	key := fmt.Sprint(managed, p.Healthy, pinned)
+	key := fmt.Sprint(managed, healthy, pinned)
 	if key == m.gwKey {
 		return
 	}
 	start := time.Now()
-	if err := m.ov.SetGateways(managed, p.Healthy, pinned); err != nil {
-		m.log.Error("cannot update the overlay's uplink gateways", "error", err)
+	if err := m.ov.SetGateways(managed, healthy, pinned); err != nil {
+		m.logErr(slog.LevelError, "cannot update the overlay's uplink gateways", err)
 		m.gwKey = ""
 		return
 	}
 	m.gwKey = key
-	var healthy []string
-	for a, w := range p.Healthy {
-		healthy = append(healthy, fmt.Sprintf("%s*%d", a, w))
+	var hs []string
+	for a, w := range healthy {
+		hs = append(hs, fmt.Sprintf("%s*%d", a, w))
 	}
-	slices.Sort(healthy)
-	m.log.Info("overlay gateways set", "healthy", healthy, "took", time.Since(start).Round(time.Millisecond))
+	slices.Sort(hs)
+	m.log.Info("overlay gateways set", "healthy", hs, "took", took(start, time.Millisecond))
+}
+
+// logErr logs msg with err. It and logUplinkErr are out of line: slog's
+// argument building costs flash at each of their many call sites.
+//
+//go:noinline
+func (m *Manager) logErr(level slog.Level, msg string, err error) {
+	m.log.Log(context.Background(), level, msg, "error", err)
+}
+
+// logUplinkErr logs msg with u and err.
+//
+//go:noinline
+func (m *Manager) logUplinkErr(level slog.Level, msg string, u *uplink, err error) {
+	m.log.Log(context.Background(), level, msg, "uplink", u.cfg.Name, "device", u.device, "error", err)
+}
+
+// took is how long since start, rounded to unit, for logs.
+//
+//go:noinline
+func took(start time.Time, unit time.Duration) time.Duration {
+	return time.Since(start).Round(unit)
 }
 
 // cleanup leaves the node as netifd would have it.
@@ -839,12 +904,12 @@ func (m *Manager) cleanup() {
 	}
 	for t := range m.applied {
 		if err := m.k.SetRoute(Route{Table: t}); err != nil {
-			m.log.Warn("removing route on exit", "error", err)
+			m.logErr(slog.LevelWarn, "removing route on exit", err)
 		}
 	}
 	for _, r := range m.rules {
 		if err := m.k.DelRule(r); err != nil {
-			m.log.Warn("removing ip rule on exit", "error", err)
+			m.logErr(slog.LevelWarn, "removing ip rule on exit", err)
 		}
 	}
 	m.applied = map[int]Route{}

@@ -2,7 +2,6 @@ package wan
 
 import (
 	"net/netip"
-	"slices"
 	"sort"
 
 	"github.com/meshnode/meshnode/agent/config"
@@ -29,39 +28,49 @@ type view struct {
 }
 
 // routable says whether a route through the uplink can be written.
-func (v view) routable() bool {
+// view methods take pointers, and callers loop over indexes: a view is
+// large, and copies of it cost flash on MIPS.
+func (v *view) routable() bool {
 	if v.ifindex == 0 {
 		return false
 	}
 	return v.cfg.Kind == config.UplinkOverlay || v.gateway.IsValid() || v.ptp
 }
 
-func (v view) hop() Nexthop {
-	h := Nexthop{Ifindex: v.ifindex, Weight: v.cfg.Weight}
+func (v *view) hop(weight int) Nexthop {
+	h := Nexthop{Ifindex: v.ifindex, Weight: weight}
 	if v.cfg.Kind == config.UplinkWAN {
 		h.Gateway = v.gateway
 	}
 	return h
 }
 
+// classes are the selection classes in the order they are tried. An
+// uplink is in one when it is in its state ("": any) and, where carrier
+// is set, has carrier.
+var classes = []struct {
+	name    string
+	state   State
+	carrier bool
+}{
+	{ClassUp, Up, false},
+	{ClassDamped, Damped, false},
+	{ClassProbing, Probing, true},
+	{ClassLastResort, "", true},
+}
+
 // choose returns the indexes of the uplinks that carry traffic and the
 // class they were chosen from. only, when set, limits the choice to
 // uplinks of that kind.
 func choose(vs []view, only string) ([]int, string) {
-	classes := []struct {
-		name string
-		in   func(v view) bool
-	}{
-		{ClassUp, func(v view) bool { return v.state == Up }},
-		{ClassDamped, func(v view) bool { return v.state == Damped }},
-		{ClassProbing, func(v view) bool { return v.state == Probing && v.carrier }},
-		{ClassLastResort, func(v view) bool { return v.carrier }},
-	}
-	for _, c := range classes {
+	for ci := range classes {
+		c := &classes[ci]
 		best := 0
 		var sel []int
-		for i, v := range vs {
-			if (only != "" && v.cfg.Kind != only) || !v.routable() || !c.in(v) {
+		for i := range vs {
+			v := &vs[i]
+			if (only != "" && v.cfg.Kind != only) || !v.routable() ||
+				(c.state != "" && v.state != c.state) || (c.carrier && !v.carrier) {
 				continue
 			}
 			switch {
@@ -94,59 +103,56 @@ type Plan struct {
 
 // plan computes the desired state. fo names the tables.
 func plan(fo config.Failover, vs []view) Plan {
-	p := Plan{Healthy: map[netip.Addr]int{}}
+	p := Plan{Healthy: map[netip.Addr]int{}, Probes: make([]Route, len(vs))}
 	p.Selected, p.Class = choose(vs, "")
-	p.Main = Route{Table: fo.Table}
+	p.Main = Route{Table: fo.Table, Hops: hops(vs, p.Selected, p.Healthy)}
+	overlay := false
+	for i := range vs {
+		v := &vs[i]
+		overlay = overlay || v.cfg.Kind == config.UplinkOverlay
+		r := &p.Probes[i]
+		r.Table = probeTable(fo, i)
+		if v.routable() {
+			r.Hops = []Nexthop{v.hop(1)}
+		}
+	}
+	if overlay {
+		sel, _ := choose(vs, config.UplinkWAN)
+		p.Underlay = &Route{Table: fo.Table + 1, Hops: hops(vs, sel, nil)}
+	}
+	return p
+}
+
+// hops returns the nexthops of the uplinks vs[sel], sorted. healthy
+// gets the overlay uplinks among them.
+func hops(vs []view, sel []int, healthy map[netip.Addr]int) []Nexthop {
+	var hs []Nexthop
 	tun := Nexthop{}
-	for _, i := range p.Selected {
-		v := vs[i]
+	for _, i := range sel {
+		v := &vs[i]
 		if v.cfg.Kind == config.UplinkOverlay {
 			// All overlay uplinks share the tun device: one kernel nexthop
 			// carrying their summed weight, split again by Nebula.
 			tun.Ifindex = v.ifindex
 			tun.Weight += v.cfg.Weight
-			p.Healthy[v.cfg.Gateway] = v.cfg.Weight
+			healthy[v.cfg.Gateway] = v.cfg.Weight
 			continue
 		}
-		p.Main.Hops = append(p.Main.Hops, v.hop())
+		hs = append(hs, v.hop(v.cfg.Weight))
 	}
 	if tun.Ifindex != 0 {
 		tun.Weight = min(tun.Weight, 256)
-		p.Main.Hops = append(p.Main.Hops, tun)
+		hs = append(hs, tun)
 	}
-	sortHops(p.Main.Hops)
-
-	if slices.ContainsFunc(vs, func(v view) bool { return v.cfg.Kind == config.UplinkOverlay }) {
-		u := Route{Table: fo.Table + 1}
-		sel, _ := choose(vs, config.UplinkWAN)
-		for _, i := range sel {
-			u.Hops = append(u.Hops, vs[i].hop())
+	// sort.Slice: a slices.SortFunc per struct type costs ~13 KB of
+	// generic sort code on MIPS.
+	sort.Slice(hs, func(i, j int) bool {
+		if hs[i].Ifindex != hs[j].Ifindex {
+			return hs[i].Ifindex < hs[j].Ifindex
 		}
-		sortHops(u.Hops)
-		p.Underlay = &u
-	}
-
-	for i, v := range vs {
-		r := Route{Table: probeTable(fo, i)}
-		if v.routable() {
-			h := v.hop()
-			h.Weight = 1
-			r.Hops = []Nexthop{h}
-		}
-		p.Probes = append(p.Probes, r)
-	}
-	return p
-}
-
-// sortHops uses sort.Slice: a slices.SortFunc per struct type costs
-// ~13 KB of generic sort code on MIPS.
-func sortHops(h []Nexthop) {
-	sort.Slice(h, func(i, j int) bool {
-		if h[i].Ifindex != h[j].Ifindex {
-			return h[i].Ifindex < h[j].Ifindex
-		}
-		return h[i].Gateway.Less(h[j].Gateway)
+		return hs[i].Gateway.Less(hs[j].Gateway)
 	})
+	return hs
 }
 
 func probeTable(fo config.Failover, i int) int { return fo.Table + 2 + i }
@@ -154,22 +160,30 @@ func probeTable(fo config.Failover, i int) int { return fo.Table + 2 + i }
 // rules returns the ip rules for n uplinks. port is the overlay's UDP
 // port (0: none to steer).
 func rules(fo config.Failover, n int, overlay bool, port int) []Rule {
-	var rs []Rule
-	for i := range n {
+	rs := make([]Rule, n, n+4)
+	for i := range rs {
 		// Probes first: their mark picks their uplink's own table.
-		rs = append(rs, Rule{Priority: fo.Priority, Table: probeTable(fo, i), Mark: fo.Mark + uint32(i), SuppressPrefixLen: -1})
+		rs[i] = Rule{Priority: fo.Priority, Table: probeTable(fo, i), Mark: fo.Mark + uint32(i), SuppressPrefixLen: -1}
 	}
-	// Everything but default routes from main as usual (LAN, mesh,
-	// overlay); netifd's default routes are ignored so ours decide.
-	rs = append(rs, Rule{Priority: fo.Priority + 1, Table: mainTable, SuppressPrefixLen: 0})
-	if overlay && port != 0 {
-		// The overlay's own UDP must not follow a default route into the
-		// overlay: it takes the chosen WANs, else netifd's default.
-		rs = append(rs,
-			Rule{Priority: fo.Priority + 2, Table: fo.Table + 1, IPProto: ipprotoUDP, Sport: uint16(port), SuppressPrefixLen: -1},
-			Rule{Priority: fo.Priority + 3, Table: mainTable, IPProto: ipprotoUDP, Sport: uint16(port), SuppressPrefixLen: -1})
+	// Then these, their priorities offsets from fo.Priority (a table:
+	// one append instead of one per rule):
+	for _, r := range []Rule{
+		// everything but default routes from main as usual (LAN, mesh,
+		// overlay); netifd's default routes are ignored so ours decide;
+		{Priority: 1, Table: mainTable, SuppressPrefixLen: 0},
+		// the overlay's own UDP, which must not follow a default route
+		// into the overlay: it takes the chosen WANs, else netifd's
+		// default (only with overlay uplinks and a port);
+		{Priority: 2, Table: fo.Table + 1, IPProto: ipprotoUDP, Sport: uint16(port), SuppressPrefixLen: -1},
+		{Priority: 3, Table: mainTable, IPProto: ipprotoUDP, Sport: uint16(port), SuppressPrefixLen: -1},
+		// our default route.
+		{Priority: 4, Table: fo.Table, SuppressPrefixLen: -1},
+	} {
+		if r.IPProto == 0 || (overlay && port != 0) {
+			r.Priority += fo.Priority
+			rs = append(rs, r)
+		}
 	}
-	rs = append(rs, Rule{Priority: fo.Priority + 4, Table: fo.Table, SuppressPrefixLen: -1})
 	return rs
 }
 

@@ -50,7 +50,7 @@ type UplinkStatus struct {
 
 // publish copies the loop's state for readers on other goroutines.
 func (m *Manager) publish() {
-	s := Status{Class: m.last.Class, Active: []string{}, Uplinks: []UplinkStatus{}}
+	s := Status{Class: m.last.Class, Active: []string{}, Uplinks: make([]UplinkStatus, len(m.ups))}
 	if s.Class == "" {
 		s.Class = ClassNone
 	}
@@ -59,7 +59,7 @@ func (m *Manager) publish() {
 			s.Active = append(s.Active, m.ups[i].cfg.Name)
 		}
 	}
-	for _, u := range m.ups {
+	for i, u := range m.ups {
 		st, why, since := u.tr.State()
 		us := UplinkStatus{Name: u.cfg.Name, Kind: u.cfg.Kind, Interface: u.cfg.Interface, Device: u.device,
 			Probe: u.cfg.Probe, Targets: u.cfg.Targets, Tier: u.cfg.Tier, Weight: u.cfg.Weight,
@@ -74,7 +74,7 @@ func (m *Manager) publish() {
 			h := u.tr.HoldUntil()
 			us.HeldUntil = &h
 		}
-		s.Uplinks = append(s.Uplinks, us)
+		s.Uplinks[i] = us
 	}
 	m.mu.Lock()
 	m.status = s
@@ -84,8 +84,9 @@ func (m *Manager) publish() {
 // Status returns the latest state.
 func (m *Manager) Status() Status {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.status
+	s := m.status
+	m.mu.Unlock()
+	return s
 }
 
 // StatusJSON is Status for daemon.Options.Uplinks.
@@ -97,44 +98,51 @@ func (m *Manager) StatusJSON() json.RawMessage {
 	return b
 }
 
+// uplinkSeries are the metrics, in the order of uplinkValue. A table: a
+// closure per metric costs flash.
+var uplinkSeries = []struct{ name, help, typ string }{
+	{"meshnode_uplink_state", "1 for the uplink's current state (up, down, probing, damped).", "gauge"},
+	{"meshnode_uplink_active", "1 if the uplink carries the default route.", "gauge"},
+	{"meshnode_uplink_carrier", "1 if the uplink's link is up (carrier, netifd).", "gauge"},
+	{"meshnode_uplink_rtt_seconds", "Smoothed round-trip time of the uplink's probes.", "gauge"},
+	{"meshnode_uplink_loss_ratio", "Share of the last 32 probes without an answer.", "gauge"},
+	{"meshnode_uplink_probes_total", "Probes sent through the uplink.", "counter"},
+	{"meshnode_uplink_probes_lost_total", "Probes through the uplink that got no answer.", "counter"},
+	{"meshnode_uplink_state_changes_total", "State changes of the uplink.", "counter"},
+	{"meshnode_uplink_flaps", "Recent flaps (down soon after up); damping starts at damp_after.", "gauge"},
+	{"meshnode_uplink_last_change_timestamp_seconds", "When the uplink last changed state.", "gauge"},
+}
+
+// uplinkValue is u's value of uplinkSeries[i], printed with %v; the
+// state metric has a series per state instead.
+func uplinkValue(u *UplinkStatus, i int) any {
+	return [...]any{nil, b2i(u.Active), b2i(u.Carrier), u.RTTms / 1000, u.Loss, u.ProbesSent, u.ProbesLost,
+		u.Changes, u.Flaps, u.Since.Unix()}[i]
+}
+
+// states are the values of meshnode_uplink_state's state label.
+var states = []State{Up, Down, Probing, Damped}
+
 // WriteMetrics writes the uplinks in the Prometheus text format.
 func (m *Manager) WriteMetrics(w io.Writer) {
 	s := m.Status()
 	if len(s.Uplinks) == 0 {
 		return
 	}
-	e := func(name, help, typ string) { fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ) }
-	each := func(name, help, typ string, v func(u UplinkStatus) string) {
-		e(name, help, typ)
-		for _, u := range s.Uplinks {
-			fmt.Fprintf(w, "%s{uplink=%s} %s\n", name, q(u.Name), v(u))
+	for i, sr := range uplinkSeries {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", sr.name, sr.help, sr.name, sr.typ)
+		for j := range s.Uplinks {
+			u := &s.Uplinks[j]
+			if i > 0 {
+				fmt.Fprintf(w, "%s{uplink=%s} %v\n", sr.name, q(u.Name), uplinkValue(u, i))
+				continue
+			}
+			for _, st := range states {
+				fmt.Fprintf(w, "meshnode_uplink_state{uplink=%s,kind=%s,tier=\"%d\",state=%s} %d\n",
+					q(u.Name), q(u.Kind), u.Tier, q(string(st)), b2i(u.State == string(st)))
+			}
 		}
 	}
-	e("meshnode_uplink_state", "1 for the uplink's current state (up, down, probing, damped).", "gauge")
-	for _, u := range s.Uplinks {
-		for _, st := range []State{Up, Down, Probing, Damped} {
-			fmt.Fprintf(w, "meshnode_uplink_state{uplink=%s,kind=%s,tier=\"%d\",state=%s} %d\n",
-				q(u.Name), q(u.Kind), u.Tier, q(string(st)), b2i(u.State == string(st)))
-		}
-	}
-	each("meshnode_uplink_active", "1 if the uplink carries the default route.", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(b2i(u.Active)) })
-	each("meshnode_uplink_carrier", "1 if the uplink's link is up (carrier, netifd).", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(b2i(u.Carrier)) })
-	each("meshnode_uplink_rtt_seconds", "Smoothed round-trip time of the uplink's probes.", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(u.RTTms / 1000) })
-	each("meshnode_uplink_loss_ratio", "Share of the last 32 probes without an answer.", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(u.Loss) })
-	each("meshnode_uplink_probes_total", "Probes sent through the uplink.", "counter",
-		func(u UplinkStatus) string { return fmt.Sprint(u.ProbesSent) })
-	each("meshnode_uplink_probes_lost_total", "Probes through the uplink that got no answer.", "counter",
-		func(u UplinkStatus) string { return fmt.Sprint(u.ProbesLost) })
-	each("meshnode_uplink_state_changes_total", "State changes of the uplink.", "counter",
-		func(u UplinkStatus) string { return fmt.Sprint(u.Changes) })
-	each("meshnode_uplink_flaps", "Recent flaps (down soon after up); damping starts at damp_after.", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(u.Flaps) })
-	each("meshnode_uplink_last_change_timestamp_seconds", "When the uplink last changed state.", "gauge",
-		func(u UplinkStatus) string { return fmt.Sprint(u.Since.Unix()) })
 }
 
 func b2i(b bool) int {
@@ -150,7 +158,7 @@ func q(s string) string {
 }
 
 // WriteText prints the uplinks for `meshnode status`.
-func (s Status) WriteText(w io.Writer) {
+func (s *Status) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nuplinks (default route: %s, from %s):\n", strings.Join(s.Active, ", "), s.Class)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tSTATE\tTIER\tWEIGHT\tRTT\tLOSS\tSINCE\tWHY")

@@ -2,6 +2,7 @@ package wan
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -34,6 +35,8 @@ type Damping struct {
 // Tracker is one uplink's state machine. It is pure: every input carries
 // the time, so tests drive it with a fake clock.
 type Tracker struct {
+	_ [0]func() // not comparable: no equality function in the binary
+
 	th   Thresholds
 	damp Damping
 
@@ -58,9 +61,6 @@ func (t *Tracker) SetThresholds(th Thresholds, d Damping) { t.th, t.damp = th, d
 
 // State returns the state, why it was entered and when.
 func (t *Tracker) State() (State, string, time.Time) { return t.state, t.why, t.changed }
-
-// Usable says whether the uplink may carry traffic in its class.
-func (t *Tracker) Usable() bool { return t.state == Up }
 
 // Carrier reports whether the link has carrier.
 func (t *Tracker) Carrier() bool { return t.carrier }
@@ -111,20 +111,24 @@ func (t *Tracker) Round(ok bool, detail string, now time.Time) bool {
 		if t.good >= t.th.Up {
 			return t.comeUp(now)
 		}
-		if t.bad >= t.th.Down && t.state == Probing {
-			return t.set(Down, fmt.Sprintf("%d probe rounds failed in a row: %s", t.bad, detail), now)
-		}
-	case Up:
-		if t.bad >= t.th.Down {
-			return t.set(Down, fmt.Sprintf("%d probe rounds failed in a row: %s", t.bad, detail), now)
+		if t.state == Down {
+			return false
 		}
 	case Damped:
-		if t.bad >= t.th.Down {
-			return t.set(Down, fmt.Sprintf("failed while damped, %d probe rounds in a row: %s", t.bad, detail), now)
+		if t.bad < t.th.Down {
+			return t.Tick(now)
 		}
-		return t.Tick(now)
 	}
-	return false
+	if t.bad < t.th.Down {
+		return false
+	}
+	// One set with the text built here: a Sprintf per case costs flash.
+	n := strconv.Itoa(t.bad)
+	why := n + " probe rounds failed in a row: "
+	if t.state == Damped {
+		why = "failed while damped, " + n + " probe rounds in a row: "
+	}
+	return t.set(Down, why+detail, now)
 }
 
 func (t *Tracker) comeUp(now time.Time) bool {
@@ -136,7 +140,7 @@ func (t *Tracker) comeUp(now time.Time) bool {
 		t.holdUntil = now.Add(hold)
 		return t.set(Damped, fmt.Sprintf("flapped %d times: held back %s after %d good probe rounds", t.flaps, hold, t.good), now)
 	}
-	return t.set(Up, fmt.Sprintf("%d good probe rounds in a row", t.good), now)
+	return t.set(Up, strconv.Itoa(t.good)+" good probe rounds in a row", now)
 }
 
 // Tick releases a damped uplink whose hold has passed.
@@ -190,7 +194,10 @@ func (s *Stats) Add(ok bool, rtt time.Duration) {
 // RTT is the smoothed round-trip time of successful probes.
 func (s *Stats) RTT() time.Duration { return s.rtt }
 
-// Loss is the fraction of the last 32 probes that got no answer.
+// Loss is the fraction of the last 32 probes that got no answer. Not
+// inlined: each copy of its loop and float division costs flash.
+//
+//go:noinline
 func (s *Stats) Loss() float64 {
 	if s.n == 0 {
 		return 0

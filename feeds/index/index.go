@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -372,18 +371,31 @@ func parseRecord(para string, first int) (Record, error) {
 
 // ParseIndexJSON reads index.json and returns its architecture and its
 // package name -> version map. Unknown keys and trailing data are errors.
+// It uses json.Unmarshal, not a json.Decoder: the agent links this for
+// bundle import, and the Decoder would be ~6 KB more of MIPS flash.
 func ParseIndexJSON(data []byte) (arch string, pkgs map[string]string, err error) {
-	var v struct {
-		Architecture *string           `json:"architecture"`
-		Packages     map[string]string `json:"packages"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
 		return "", nil, errfmt.Errorf("index: index.json: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return "", nil, errors.New("index: index.json: data after the object")
+	for k := range raw {
+		if k != "architecture" && k != "packages" {
+			return "", nil, errfmt.Errorf("index: index.json: unknown key %q", k)
+		}
+	}
+	var v struct {
+		Architecture *string
+		Packages     map[string]string
+	}
+	if a, ok := raw["architecture"]; ok {
+		if err := json.Unmarshal(a, &v.Architecture); err != nil {
+			return "", nil, errfmt.Errorf("index: index.json: architecture: %w", err)
+		}
+	}
+	if p, ok := raw["packages"]; ok {
+		if err := json.Unmarshal(p, &v.Packages); err != nil {
+			return "", nil, errfmt.Errorf("index: index.json: packages: %w", err)
+		}
 	}
 	switch {
 	case v.Architecture == nil || *v.Architecture == "":

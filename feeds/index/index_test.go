@@ -310,7 +310,7 @@ func TestParseIndexJSONErrors(t *testing.T) {
 	for _, in := range []string{
 		"", "{}", `{"packages":{}}`, `{"architecture": "", "packages":{}}`, `{"architecture": "x"}`,
 		`{"architecture": "x", "packages":{}} {}`, `{"architecture": "x", "packages":{}, "extra": 1}`,
-		`{"architecture": "x", "packages":{"a": 1}}`,
+		`{"architecture": "x", "packages":{"a": 1}}`, "null", "[]", `{"architecture": null, "packages":{}}`,
 	} {
 		if _, _, err := ParseIndexJSON([]byte(in)); err == nil {
 			t.Errorf("%q accepted", in)
