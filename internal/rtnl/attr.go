@@ -28,6 +28,8 @@ const (
 )
 
 // Words lays out a C struct made of 32-bit host-order fields.
+//
+//go:noinline
 func Words(v ...uint32) []byte {
 	b := make([]byte, 0, 4*len(v))
 	for _, w := range v {
@@ -36,7 +38,11 @@ func Words(v ...uint32) []byte {
 	return b
 }
 
-// U32 reads the host-order 32-bit field at off.
+// U32 reads the host-order 32-bit field at off. Like the builders below
+// it is not inlined: messages are built and read rarely, from dozens of
+// places, and each inlined copy costs MIPS flash.
+//
+//go:noinline
 func U32(b []byte, off int) uint32 { return binary.NativeEndian.Uint32(b[off:]) }
 
 // Msg is a message body being built: a fixed header, then attributes.
@@ -58,6 +64,8 @@ func (m *Msg) Attr(typ uint16, v []byte) {
 }
 
 // U32 appends a 32-bit host-order attribute.
+//
+//go:noinline
 func (m *Msg) U32(typ uint16, v uint32) {
 	var b [4]byte
 	binary.NativeEndian.PutUint32(b[:], v)
@@ -65,6 +73,8 @@ func (m *Msg) U32(typ uint16, v uint32) {
 }
 
 // U64 appends a 64-bit host-order attribute.
+//
+//go:noinline
 func (m *Msg) U64(typ uint16, v uint64) {
 	var b [8]byte
 	binary.NativeEndian.PutUint64(b[:], v)
@@ -72,9 +82,13 @@ func (m *Msg) U64(typ uint16, v uint64) {
 }
 
 // Str appends a NUL-terminated string attribute.
+//
+//go:noinline
 func (m *Msg) Str(typ uint16, s string) { m.Attr(typ, append([]byte(s), 0)) }
 
 // Nest opens a nested attribute; End closes it.
+//
+//go:noinline
 func (m *Msg) Nest(typ uint16) int {
 	at := len(*m)
 	m.Attr(typ|Nested, nil)
@@ -82,6 +96,8 @@ func (m *Msg) Nest(typ uint16) int {
 }
 
 // End sets the length of the nested attribute Nest opened at at.
+//
+//go:noinline
 func (m *Msg) End(at int) { binary.NativeEndian.PutUint16((*m)[at:], uint16(len(*m)-at)) }
 
 // Attrs iterates over a run of attributes, stopping with Err at the first
@@ -119,6 +135,8 @@ func (a *Attrs) Next() bool {
 }
 
 // Need fails unless the current attribute holds at least n bytes.
+//
+//go:noinline
 func (a *Attrs) Need(n int) bool {
 	if len(a.Val) < n {
 		a.Err = fmt.Errorf("attribute %d: %d bytes, want %d", a.Type, len(a.Val), n)
@@ -133,9 +151,13 @@ func (a *Attrs) U32() uint32 { return U32(a.Val, 0) }
 
 // U64 is the current attribute's value as a host-order uint64; call
 // Need(8) first.
+//
+//go:noinline
 func (a *Attrs) U64() uint64 { return binary.NativeEndian.Uint64(a.Val) }
 
 // Str is the current attribute's value up to its NUL.
+//
+//go:noinline
 func (a *Attrs) Str() string {
 	s, _, _ := strings.Cut(string(a.Val), "\x00")
 	return s
