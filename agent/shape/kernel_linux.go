@@ -5,11 +5,11 @@ package shape
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -78,7 +78,7 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 	m.End(n)
 	err := k.change(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return LinkInfo{}, fmt.Errorf("create ifb %s: %w", name, err)
+		return LinkInfo{}, errfmt.Errorf("create ifb %s: %w", name, err)
 	}
 	li, err := k.Link(name)
 	if err != nil {
@@ -86,7 +86,7 @@ func (k *NetlinkKernel) AddIFB(name string) (LinkInfo, error) {
 	}
 	if !li.Up {
 		if err := k.change(unix.RTM_NEWLINK, 0, newIfinfomsg(li.Index, unix.IFF_UP, unix.IFF_UP)); err != nil {
-			return LinkInfo{}, fmt.Errorf("set ifb %s up: %w", name, err)
+			return LinkInfo{}, errfmt.Errorf("set ifb %s up: %w", name, err)
 		}
 		li.Up = true
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/rtnl"
 )
 
@@ -228,7 +229,7 @@ func encodeFilter(f *Filter) []byte {
 func kind(a *rtnl.Attrs) string {
 	s := a.Str()
 	if len(s) > kindMax {
-		a.Err = fmt.Errorf("kind %.20q longer than %d bytes", s, kindMax)
+		a.Err = errfmt.Errorf("kind %.20q longer than %d bytes", s, kindMax)
 		return ""
 	}
 	return s
@@ -244,7 +245,7 @@ type tcHead struct {
 func decodeHead(what string, b []byte) (tcHead, error) {
 	var h tcHead
 	if len(b) < sizeTcmsg {
-		return h, fmt.Errorf("%s: %d bytes, shorter than struct tcmsg", what, len(b))
+		return h, errfmt.Errorf("%s: %d bytes, shorter than struct tcmsg", what, len(b))
 	}
 	h.ifindex, h.handle, h.parent, h.info = u32at(b, 4), u32at(b, 8), u32at(b, 12), u32at(b, 16)
 	a := rtnl.Parse(b[sizeTcmsg:])
@@ -274,7 +275,7 @@ func (h tcHead) wrap(what, part string, err error) error {
 	if h.kind != "" {
 		k = " " + h.kind
 	}
-	return fmt.Errorf("%s%s %s parent %s on ifindex %d: %s%w", what, k, fmtHandle(h.handle), fmtHandle(h.parent), h.ifindex, part, err)
+	return errfmt.Errorf("%s%s %s parent %s on ifindex %d: %s%w", what, k, fmtHandle(h.handle), fmtHandle(h.parent), h.ifindex, part, err)
 }
 
 // decodeQdisc decodes an RTM_NEWQDISC body.
@@ -303,14 +304,14 @@ func decodeQdisc(b []byte) (Qdisc, error) {
 		if len(h.options) >= sizeSfqQopt {
 			q.Perturb = int32(u32at(h.options, 4))
 		} else if len(h.options) > 0 {
-			a.Err = fmt.Errorf("%d bytes, want %d", len(h.options), sizeSfqQopt)
+			a.Err = errfmt.Errorf("%d bytes, want %d", len(h.options), sizeSfqQopt)
 		}
 	case "pfifo", "bfifo":
 		// struct tc_fifo_qopt, not nested
 		if len(h.options) >= 4 {
 			q.Limit = u32at(h.options, 0)
 		} else if len(h.options) > 0 {
-			a.Err = fmt.Errorf("%d bytes, want 4", len(h.options))
+			a.Err = errfmt.Errorf("%d bytes, want 4", len(h.options))
 		}
 	}
 	if a.Err != nil {
@@ -429,7 +430,7 @@ func decodeActions(b []byte) ([]Action, error) {
 	l := rtnl.Parse(b)
 	for l.Next() {
 		if len(out) == actMaxPrio {
-			return nil, fmt.Errorf("more than %d actions", actMaxPrio)
+			return nil, errfmt.Errorf("more than %d actions", actMaxPrio)
 		}
 		var act Action
 		var opts []byte
@@ -456,7 +457,7 @@ func decodeActions(b []byte) ([]Action, error) {
 			a.Err = o.Err
 		}
 		if a.Err != nil {
-			return nil, fmt.Errorf("action %d: %w", len(out)+1, a.Err)
+			return nil, errfmt.Errorf("action %d: %w", len(out)+1, a.Err)
 		}
 		out = append(out, act)
 	}

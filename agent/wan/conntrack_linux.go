@@ -4,10 +4,10 @@ package wan
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/rtnl"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -134,7 +134,7 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 	}
 	msgs, err := rtnl.Do(k.c, unix.NETLINK_NETFILTER, ctType(ctMsgGet), unix.NLM_F_DUMP, nfgenmsg(), 0)
 	if err != nil {
-		return 0, fmt.Errorf("reading conntrack entries: %w", err)
+		return 0, errfmt.Errorf("reading conntrack entries: %w", err)
 	}
 	n := 0
 	for _, e := range natEntries(msgs, addrs) {
@@ -143,7 +143,7 @@ func (k *NetlinkKernel) FlushNAT(addrs []netip.Addr) (int, error) {
 			continue // ended meanwhile
 		}
 		if err != nil {
-			return n, fmt.Errorf("deleting a conntrack entry: %w", err)
+			return n, errfmt.Errorf("deleting a conntrack entry: %w", err)
 		}
 		n++
 	}
@@ -156,7 +156,7 @@ func (k *NetlinkKernel) Addrs(ifindex int) ([]netip.Addr, error) {
 	req[0] = unix.AF_INET
 	msgs, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, unix.RTM_GETADDR, unix.NLM_F_DUMP, req, unix.RTM_NEWADDR)
 	if err != nil {
-		return nil, fmt.Errorf("reading addresses: %w", err)
+		return nil, errfmt.Errorf("reading addresses: %w", err)
 	}
 	return addrsOf(msgs, ifindex), nil
 }

@@ -6,11 +6,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 
+	"github.com/meshnode/meshnode/internal/errfmt"
 	"github.com/meshnode/meshnode/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -114,7 +114,7 @@ func decodeRoute(data []byte) (parsedRoute, error) {
 func (k *NetlinkKernel) Gateways() (map[int]netip.Addr, error) {
 	msgs, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(0, 0, 0, 0), unix.RTM_NEWROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("reading routes: %w", err)
+		return nil, errfmt.Errorf("reading routes: %w", err)
 	}
 	return gateways(msgs), nil
 }
@@ -193,9 +193,9 @@ func (k *NetlinkKernel) SetRoute(r Route) error {
 	case r.Empty() && errors.Is(err, unix.ESRCH):
 		// Already gone.
 	case r.Empty():
-		return fmt.Errorf("deleting the default route of table %d: %w", r.Table, err)
+		return errfmt.Errorf("deleting the default route of table %d: %w", r.Table, err)
 	default:
-		return fmt.Errorf("setting %s: %w", r, err)
+		return errfmt.Errorf("setting %s: %w", r, err)
 	}
 	return nil
 }
@@ -239,7 +239,7 @@ func (k *NetlinkKernel) DelRule(r Rule) error {
 func (k *NetlinkKernel) rule(typ, flags uint16, r Rule, done unix.Errno, verb string) error {
 	_, err := rtnl.Do(k.c, unix.NETLINK_ROUTE, typ, flags|unix.NLM_F_ACK, ruleRequest(r), 0)
 	if err != nil && !errors.Is(err, done) {
-		return fmt.Errorf("%s ip rule priority %d table %d: %w", verb, r.Priority, r.Table, err)
+		return errfmt.Errorf("%s ip rule priority %d table %d: %w", verb, r.Priority, r.Table, err)
 	}
 	return nil
 }

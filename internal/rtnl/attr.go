@@ -10,8 +10,9 @@ package rtnl
 
 import (
 	"encoding/binary"
-	"fmt"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // Attribute type flags (linux/netlink.h).
@@ -119,13 +120,13 @@ func (a *Attrs) Next() bool {
 		return false
 	}
 	if len(a.b) < 4 {
-		a.Err = fmt.Errorf("%d stray bytes after the attributes", len(a.b))
+		a.Err = errfmt.Errorf("%d stray bytes after the attributes", len(a.b))
 		return false
 	}
 	l := int(binary.NativeEndian.Uint16(a.b))
 	a.Type = binary.NativeEndian.Uint16(a.b[2:]) & typeMask
 	if l < 4 || l > len(a.b) {
-		a.Err = fmt.Errorf("attribute %d: length %d, %d bytes left", a.Type, l, len(a.b))
+		a.Err = errfmt.Errorf("attribute %d: length %d, %d bytes left", a.Type, l, len(a.b))
 		return false
 	}
 	a.Val = a.b[4:l]
@@ -139,7 +140,7 @@ func (a *Attrs) Next() bool {
 //go:noinline
 func (a *Attrs) Need(n int) bool {
 	if len(a.Val) < n {
-		a.Err = fmt.Errorf("attribute %d: %d bytes, want %d", a.Type, len(a.Val), n)
+		a.Err = errfmt.Errorf("attribute %d: %d bytes, want %d", a.Type, len(a.Val), n)
 		return false
 	}
 	return true
@@ -175,7 +176,7 @@ type Link struct {
 // "link".
 func DecodeLink(b []byte) (Link, error) {
 	if len(b) < SizeIfinfomsg {
-		return Link{}, fmt.Errorf("link: %d bytes, shorter than struct ifinfomsg", len(b))
+		return Link{}, errfmt.Errorf("link: %d bytes, shorter than struct ifinfomsg", len(b))
 	}
 	l := Link{Index: U32(b, 4), Flags: U32(b, 8)}
 	a := Parse(b[SizeIfinfomsg:])
@@ -188,7 +189,7 @@ func DecodeLink(b []byte) (Link, error) {
 		}
 	}
 	if a.Err != nil {
-		return l, fmt.Errorf("link %d %q: %w", l.Index, l.Name, a.Err)
+		return l, errfmt.Errorf("link %d %q: %w", l.Index, l.Name, a.Err)
 	}
 	return l, nil
 }

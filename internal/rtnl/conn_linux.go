@@ -5,11 +5,12 @@ package rtnl
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshnode/meshnode/internal/errfmt"
 )
 
 // timeoutSec bounds each send and receive: the loops waiting on a request
@@ -51,7 +52,7 @@ func Open(fd int) (*Conn, error) {
 func open(c *Conn, proto int) error {
 	s, err := nl.GetNetlinkSocketAt(ns(c.ns), netns.None(), proto)
 	if err != nil {
-		return fmt.Errorf("open netlink protocol %d: %w", proto, err)
+		return errfmt.Errorf("open netlink protocol %d: %w", proto, err)
 	}
 	tv := unix.Timeval{Sec: timeoutSec}
 	_ = s.SetSendTimeout(&tv)
@@ -107,7 +108,7 @@ func LinkByName(c *Conn, name string, notFound error) (Link, error) {
 		l, err = DecodeLink(msgs[0])
 	}
 	if err != nil {
-		return Link{}, fmt.Errorf("%s: %w", name, err)
+		return Link{}, errfmt.Errorf("%s: %w", name, err)
 	}
 	return l, nil
 }
@@ -127,7 +128,7 @@ const (
 func Listen(ctx context.Context, c *Conn, f func(typ uint16, body []byte) bool, groups ...uint) error {
 	s, err := nl.SubscribeAt(ns(c.ns), netns.None(), unix.NETLINK_ROUTE, groups...)
 	if err != nil {
-		return fmt.Errorf("subscribe to rtnetlink: %w", err)
+		return errfmt.Errorf("subscribe to rtnetlink: %w", err)
 	}
 	go func() {
 		<-ctx.Done()
