@@ -185,31 +185,7 @@ func (k *NetlinkKernel) DeleteFilter(f *Filter) error {
 
 // Events implements Kernel: one socket joined to the link and tc groups.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	// The same few lines in agent/shape and agent/wan: a generic version
-	// in rtnl costs more flash (one copy per event type anyway, plus its
-	// equality functions).
-	ch := make(chan Event, 64)
-	send := func(typ uint16, data []byte) bool {
-		if typ == rtnl.Ended {
-			close(ch)
-			return false
-		}
-		ev, ok := decodeEvent(typ, data)
-		if !ok {
-			return true
-		}
-		select {
-		case ch <- ev:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	err := rtnl.Listen(ctx, k.c, send, unix.RTNLGRP_LINK, unix.RTNLGRP_TC)
-	if err != nil {
-		return nil, err
-	}
-	return ch, nil
+	return rtnl.Events(ctx, k.c, decodeEvent, unix.RTNLGRP_LINK, unix.RTNLGRP_TC)
 }
 
 // decodeEvent turns a multicast message into an Event (rtnl.Lost: events

@@ -246,31 +246,7 @@ func (k *NetlinkKernel) rule(typ, flags uint16, r Rule, done unix.Errno, verb st
 
 // Events implements Kernel.
 func (k *NetlinkKernel) Events(ctx context.Context) (<-chan Event, error) {
-	// The same few lines in agent/shape and agent/wan: a generic version
-	// in rtnl costs more flash (one copy per event type anyway, plus its
-	// equality functions).
-	ch := make(chan Event, 64)
-	send := func(typ uint16, data []byte) bool {
-		if typ == rtnl.Ended {
-			close(ch)
-			return false
-		}
-		ev, ok := toEvent(typ, data)
-		if !ok {
-			return true
-		}
-		select {
-		case ch <- ev:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	err := rtnl.Listen(ctx, k.c, send, unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE)
-	if err != nil {
-		return nil, err
-	}
-	return ch, nil
+	return rtnl.Events(ctx, k.c, toEvent, unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE)
 }
 
 // toEvent reduces a netlink message to an Event (rtnl.Lost: events

@@ -161,3 +161,30 @@ func Listen(ctx context.Context, c *Conn, f func(typ uint16, body []byte) bool, 
 	}()
 	return nil
 }
+
+// Events listens as Listen does and delivers what decode makes of each
+// message on the returned channel, until ctx ends or listening fails; the
+// channel is closed then. decode returns false for messages to skip.
+func Events[E any](ctx context.Context, c *Conn, decode func(typ uint16, body []byte) (E, bool), groups ...uint) (<-chan E, error) {
+	ch := make(chan E, 64)
+	send := func(typ uint16, body []byte) bool {
+		if typ == Ended {
+			close(ch)
+			return false
+		}
+		ev, ok := decode(typ, body)
+		if !ok {
+			return true
+		}
+		select {
+		case ch <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if err := Listen(ctx, c, send, groups...); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
