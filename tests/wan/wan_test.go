@@ -105,7 +105,9 @@ func TestLocalFailover(t *testing.T) {
 		if took > target {
 			t.Errorf("failover took %v, target %v", took, target)
 		}
-		st, _ := Uplinks(sock)
+		// The agent moves the route first and publishes its status after
+		// the conntrack flush: allow the status those few milliseconds.
+		st, _ := WaitUplinks(sock, time.Second, func(st agentwan.Status) bool { return Find(st, "wan1").State == "down" })
 		if u := Find(st, "wan1"); u.State != "down" || !strings.Contains(u.Reason, "probe rounds failed") {
 			t.Errorf("wan1: %+v", u)
 		}
