@@ -7,7 +7,7 @@ ARCH     ?= all
 MESHKIT  := $(OUT)/host/meshkit
 # Packages whose tests also run as big-endian MIPS binaries under qemu.
 CROSS_PKGS := ./internal/uci ./feeds/ipk ./feeds/index ./feeds/usign ./feeds/pgp ./feeds/verify ./internal/manifest \
-	./agent/config ./agent/status ./agent/overlay ./agent/shape ./agent/wan \
+	./agent/config ./agent/status ./agent/overlay ./agent/shape ./agent/wan ./internal/rtnl \
 	./lora-bridge/frame ./lora-bridge/meshpb ./lora-bridge/journal ./lora-bridge/message ./lora-bridge/airtime ./lora-bridge/alert
 FUZZTIME ?= 30s
 
