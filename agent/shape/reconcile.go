@@ -125,6 +125,7 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 			}
 			changes++
 		}
+		marked := false
 		for i := range want {
 			if want[i].Prio != p {
 				continue
@@ -132,10 +133,38 @@ func syncFilters(k Kernel, ifindex, parent uint32, want []Filter, fresh bool) (i
 			if err := k.AddFilter(&want[i]); err != nil {
 				return changes, errfmt.Errorf("add filter at pref %d (%s): %w", p, filterFP(want[i]), err)
 			}
+			marked = marked || want[i].U32 != nil && want[i].U32.Mark != (U32Mark{})
 			changes++
+		}
+		if marked {
+			if err := checkMarks(k, ifindex, parent, p, wantBy[p]); err != nil {
+				return changes, err
+			}
 		}
 	}
 	return changes, nil
+}
+
+// errNoMarks: a kernel built without CONFIG_CLS_U32_MARK takes a u32
+// filter with a mark and silently drops the mark, leaving a filter that
+// sends all traffic at its priority to the mark's class.
+var errNoMarks = errors.New("this kernel ignores firewall marks in u32 filters (no CONFIG_CLS_U32_MARK): remove the _mark options")
+
+// checkMarks reads back the filters just added at priority p, and removes
+// them if the kernel dropped their marks (see errNoMarks).
+func checkMarks(k Kernel, ifindex, parent uint32, p uint16, want []string) error {
+	cur, err := k.Filters(ifindex, parent)
+	if err != nil {
+		return errfmt.Errorf("read filters: %w", err)
+	}
+	if slices.Equal(byPrio(cur)[p], want) {
+		return nil
+	}
+	del := Filter{Ifindex: ifindex, Parent: parent, Prio: p, Kind: "u32"}
+	if err := k.DeleteFilter(&del); failed(err) {
+		return errfmt.Errorf("delete filters at pref %d: %w", p, err)
+	}
+	return errNoMarks
 }
 
 // leafChooser picks the first leaf kind the kernel accepts and remembers

@@ -3,7 +3,9 @@ package shape
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ type fakeKernel struct {
 	classes []TCClass
 	filters []Filter
 	calls   int
+	noMarks bool // as a kernel without CONFIG_CLS_U32_MARK: marks are dropped
 }
 
 func newFake() *fakeKernel {
@@ -116,7 +119,13 @@ func (f *fakeKernel) ReplaceClass(o *TCClass) error {
 func (f *fakeKernel) DeleteClass(o *TCClass) error { f.calls++; return nil }
 func (f *fakeKernel) AddFilter(o *Filter) error {
 	f.calls++
-	f.filters = append(f.filters, *o)
+	fl := *o
+	if f.noMarks && fl.U32 != nil {
+		u := *fl.U32
+		u.Mark = U32Mark{}
+		fl.U32 = &u
+	}
+	f.filters = append(f.filters, fl)
 	return nil
 }
 func (f *fakeKernel) DeleteFilter(o *Filter) error {
@@ -134,6 +143,34 @@ type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time                       { return c.t }
 func (c fixedClock) After(time.Duration) <-chan time.Time { return nil }
+
+// A kernel that drops the mark of a u32 filter would send all traffic at
+// that priority to the mark's class: the filter is taken out again and
+// the error names the options to remove.
+func TestMarksIgnoredByKernel(t *testing.T) {
+	cfg, err := parseText(t, base+"\toption upload '20000'\n\tlist bulk_mark '0x10/0xff'\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newFake()
+	k.noMarks = true
+	s := New(k, fixedClock{time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err = s.Apply(context.Background(), cfg)
+	if !errors.Is(err, errNoMarks) || !strings.Contains(err.Error(), "_mark") {
+		t.Fatalf("Apply = %v, want the no-marks error", err)
+	}
+	for _, f := range k.filters {
+		if f.U32 != nil && len(f.U32.Keys) == 1 && f.U32.Keys[0].Mask == 0 {
+			t.Fatalf("a match-all filter was left behind: %+v", f)
+		}
+	}
+	// With mark support the same configuration applies.
+	k = newFake()
+	s = New(k, fixedClock{time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestApplyOnlyTheDifference(t *testing.T) {
 	k := newFake()
