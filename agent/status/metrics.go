@@ -3,7 +3,6 @@ package status
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
 	"strings"
 )
@@ -57,16 +56,6 @@ var peerSeries = [...]struct{ name, help, typ string }{
 func q(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// MetricsHandler serves GET /metrics.
-func MetricsHandler(a Agent) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		WriteMetrics(w, a.Snapshot())
-	})
-	return mux
 }
 
 // metricHeader writes a metric's HELP and TYPE lines. Not inlined: it is
